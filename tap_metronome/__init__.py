@@ -1,0 +1,1 @@
+"""tap-metronome: a Singer tap for Metronome billing data."""

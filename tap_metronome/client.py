@@ -1,0 +1,235 @@
+"""HTTP behaviour of every Metronome request: auth, timeout, retries, errors.
+
+All requests of a run go through one `MetronomeClient`, so retry policy and error
+messages live in one place. The token is only ever placed in the Authorization
+header; no message built here contains it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+import requests
+
+LOGGER = logging.getLogger("tap_metronome")
+
+#: Client statuses worth another attempt (timeouts, rate limits); all 5xx retry too.
+RETRY_CLIENT_STATUSES = frozenset({HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS})
+
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+class MetronomeError(Exception):
+    """A failure a human must act on; `str()` is the one-line message for the log."""
+
+
+class MetronomeAPIError(MetronomeError):
+    """The API answered a request with an error status."""
+
+    def __init__(self, *, status: int, path: str, message: str, stream: str) -> None:
+        self.status = status
+        self.path = path
+        self.api_message = message
+        self.stream = stream
+        super().__init__(
+            f"Metronome API error {status} on GET {path} (stream {stream}): {message}"
+        )
+
+
+class MetronomeAuthError(MetronomeAPIError):
+    """401/403: the token is wrong or lacks access; retrying cannot help."""
+
+    def __str__(self) -> str:
+        return (
+            f"Metronome rejected the auth_token setting (HTTP {self.status}) on GET "
+            f"{self.path}; check auth_token / TAP_METRONOME_AUTH_TOKEN."
+        )
+
+
+class RetriesExhaustedError(MetronomeError):
+    """Transient failures outlasted `max_retries` or the per-request wait bound."""
+
+
+class _Retryable(Exception):  # noqa: N818 - internal control flow, not an error type
+    """A transient failure of one attempt, with the wait the server asked for."""
+
+    def __init__(self, reason: str, *, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often one request may be retried."""
+
+    max_retries: int = 5
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    max_total_wait: float = 600.0
+
+
+def retry_after_seconds(headers: requests.structures.CaseInsensitiveDict) -> float | None:
+    """Read the server's requested wait from `retry-after-ms` or `Retry-After`."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _api_message(response: requests.Response) -> str:
+    try:
+        body = _DECODER.decode(response.content)
+    except msgspec.DecodeError:
+        return response.text[:200].strip() or response.reason
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return response.reason
+
+
+class MetronomeClient:
+    """Sends GET requests to Metronome and returns parsed JSON bodies.
+
+    Thread-safe: each thread gets its own `requests.Session` so that concurrent
+    partitions share nothing but the retry policy and the pacer.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        auth_token: str,
+        timeout: float,
+        user_agent: str,
+        retry: RetryPolicy | None = None,
+        logger: logging.Logger | None = None,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._auth_header = f"Bearer {auth_token}"
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self.retry = retry or RetryPolicy()
+        self.logger = logger or LOGGER
+        self._sleep = sleep
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"MetronomeClient(api_url={self.api_url!r})"
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(
+                {
+                    "Authorization": self._auth_header,
+                    "Accept": "application/json",
+                    "User-Agent": self.user_agent,
+                }
+            )
+            self._local.session = session
+        return session
+
+    def get(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
+        """GET `path` with retries; return the JSON body with numbers as Decimal."""
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(path, params, stream=stream)
+            except _Retryable as exc:
+                if attempt > self.retry.max_retries:
+                    msg = (
+                        f"GET {path} (stream {stream}) failed after {attempt} attempts;"
+                        f" last error: {exc.reason}"
+                    )
+                    raise RetriesExhaustedError(msg) from None
+                wait = exc.wait if exc.wait is not None else self._backoff(attempt)
+                if waited + wait > self.retry.max_total_wait:
+                    msg = (
+                        f"GET {path} (stream {stream}) gave up: waiting {wait:.1f}s more"
+                        f" would exceed {self.retry.max_total_wait:.0f}s of retries;"
+                        f" last error: {exc.reason}"
+                    )
+                    raise RetriesExhaustedError(msg) from None
+                with self._lock:
+                    self.retries += 1
+                self.logger.warning(
+                    "Retrying stream %s: %s on GET %s, attempt %d of %d, waiting %.2fs",
+                    stream,
+                    exc.reason,
+                    path,
+                    attempt,
+                    self.retry.max_retries + 1,
+                    wait,
+                )
+                waited += wait
+                self._sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, so that workers do not stampede."""
+        ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
+        with self._lock:
+            self.requests_sent += 1
+        try:
+            response = self._session.get(
+                f"{self.api_url}{path}", params=params, timeout=self.timeout
+            )
+            content = response.content  # reads the body: may raise mid-stream
+        except requests.Timeout:
+            raise _Retryable(f"timed out after {self.timeout}s") from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise _Retryable(f"connection error ({type(exc).__name__})") from None
+
+        status = response.status_code
+        if status in RETRY_CLIENT_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            reason = f"HTTP {status}"
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
+                limit_type = response.headers.get("X-Metronome-Rate-Limit-Type", "unset")
+                reason += f" rate limited (X-Metronome-Rate-Limit-Type: {limit_type})"
+            raise _Retryable(reason, wait=retry_after_seconds(response.headers))
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            raise MetronomeAuthError(
+                status=status, path=path, message=_api_message(response), stream=stream
+            )
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise MetronomeAPIError(
+                status=status, path=path, message=_api_message(response), stream=stream
+            )
+        try:
+            return _DECODER.decode(content)
+        except msgspec.DecodeError:
+            raise _Retryable(
+                f"HTTP {status} with a body that is not valid JSON ({len(content)} bytes)"
+            ) from None

@@ -1,0 +1,95 @@
+"""Cursor pagination shared by every Metronome list endpoint.
+
+Metronome lists answer `{"data": [...], "next_page": cursor | null}`. A page may
+be empty and still carry a cursor, so emptiness never ends a listing: only a null
+cursor does. A cursor seen before means the listing would loop forever, which is
+an error rather than a silent truncation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.pagination import BaseAPIPaginator
+
+from tap_metronome.client import MetronomeError
+
+if TYPE_CHECKING:
+    from tap_metronome.client import MetronomeClient
+
+
+class PaginationError(MetronomeError):
+    """The API's cursors or page shape make the listing untrustworthy."""
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage:
+    """One parsed list response."""
+
+    records: list[dict[str, Any]]
+    next_page: str | None
+
+    @classmethod
+    def from_body(cls, body: Any, *, stream: str, path: str) -> CursorPage:
+        """Check the body has the list shape the spec promises."""
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("data"), list)
+            or "next_page" not in body
+            or not isinstance(body["next_page"], str | None)
+        ):
+            msg = (
+                f"Stream {stream}: GET {path} did not answer a list page "
+                "(expected an object with 'data' list and 'next_page')"
+            )
+            raise PaginationError(msg)
+        return cls(records=body["data"], next_page=body["next_page"] or None)
+
+
+class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
+    """Follows `next_page` cursors through empty pages until a null cursor."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(None)
+        self.stream = stream
+        self._seen: set[str] = set()
+
+    def get_next(self, response: CursorPage) -> str | None:  # type: ignore[override]
+        """Return the next cursor, refusing any cursor already followed."""
+        cursor = response.next_page
+        if cursor is not None:
+            if cursor in self._seen:
+                msg = (
+                    f"Stream {self.stream}: the API returned cursor {cursor[:40]!r} "
+                    f"a second time after {self.count} pages; stopping instead of "
+                    "looping forever"
+                )
+                raise PaginationError(msg)
+            self._seen.add(cursor)
+        return cursor
+
+    def continue_if_empty(self, response: CursorPage) -> bool:  # type: ignore[override]
+        """An empty page with a cursor is not the end of the listing."""
+        return response.next_page is not None
+
+
+def iter_pages(
+    client: MetronomeClient,
+    path: str,
+    *,
+    stream: str,
+    page_size: int,
+    params: dict[str, Any] | None = None,
+) -> Iterator[CursorPage]:
+    """Yield every page of a list endpoint, empty pages included, in order."""
+    paginator = MetronomeCursorPaginator(stream)
+    while not paginator.finished:
+        query: dict[str, Any] = {**(params or {}), "limit": page_size}
+        if paginator.current_value is not None:
+            query["next_page"] = paginator.current_value
+        body = client.get(path, query, stream=stream)
+        page = CursorPage.from_body(body, stream=stream, path=path)
+        yield page
+        paginator.advance(page)  # type: ignore[arg-type]

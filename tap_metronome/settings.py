@@ -1,0 +1,112 @@
+"""Checks of the settings that JSON Schema cannot express, run before any request.
+
+Each problem is one line naming the setting, so that a scheduled run fails with a
+message a person can act on. Values of secret settings are never echoed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import pendulum
+
+MAX_PAGE_SIZE = 100
+
+
+def parse_instant(value: str) -> datetime:
+    """A date or RFC 3339 date-time as an aware UTC datetime (dates at midnight)."""
+    parsed = pendulum.parse(value, strict=False, tz="UTC")
+    if isinstance(parsed, pendulum.DateTime):
+        return parsed.in_timezone("UTC")
+    if isinstance(parsed, pendulum.Date):
+        return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+    msg = f"not a date or date-time: {value!r}"
+    raise ValueError(msg)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_dates(config: Mapping[str, Any], now: datetime) -> list[str]:
+    errors: list[str] = []
+    start = end = None
+    for key in ("start_date", "end_date"):
+        value = config.get(key)
+        if value is None:
+            continue
+        try:
+            parsed = parse_instant(str(value))
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            errors.append(
+                f"{key}: cannot parse {value!r}; use YYYY-MM-DD or an RFC 3339 "
+                "date-time such as 2024-01-01T00:00:00Z"
+            )
+            continue
+        if key == "start_date":
+            start = parsed
+        else:
+            end = parsed
+    if start is not None and start > now:
+        errors.append(f"start_date: {config['start_date']} is in the future")
+    if start is not None and end is not None and start >= end:
+        errors.append(
+            f"start_date: {config['start_date']} is not before end_date "
+            f"{config['end_date']}"
+        )
+    return errors
+
+
+def check_settings(
+    config: Mapping[str, Any], *, now: datetime | None = None
+) -> list[str]:
+    """Return one line per invalid setting; empty when the config is usable."""
+    now = now or datetime.now(UTC)
+    errors: list[str] = []
+    if not str(config.get("auth_token") or "").strip():
+        errors.append(
+            "auth_token: missing; set it in the config or TAP_METRONOME_AUTH_TOKEN"
+        )
+    errors += _check_dates(config, now)
+
+    page_size = config.get("page_size", MAX_PAGE_SIZE)
+    if (
+        not isinstance(page_size, int)
+        or isinstance(page_size, bool)
+        or not 1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        errors.append(f"page_size: {page_size!r} is not an integer in 1..100")
+
+    api_url = str(config.get("api_url") or "")
+    parts = urlsplit(api_url)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        errors.append(f"api_url: {api_url!r} is not an http(s) URL")
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        errors.append(
+            f"api_url: {api_url!r} must use https (the token would travel in "
+            "clear text); http is allowed only for loopback hosts"
+        )
+
+    for key in ("request_timeout",):
+        value = config.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            errors.append(f"{key}: {value!r} must be a positive number")
+    retries = config.get("max_retries")
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        errors.append(f"max_retries: {retries!r} must be a non-negative integer")
+    return errors

@@ -1,0 +1,398 @@
+"""A fake Metronome API: a real HTTP server on loopback for tests, benchmarks, demo.
+
+It serves the GET endpoints the tap reads with the real API's conventions:
+bearer auth (401), `limit` 1..100 and required parameters (400 `{"message"}`),
+unknown ids (404), opaque `next_page` cursors, and sparse empty pages in the middle
+of a listing that still carry a cursor. Data is generated deterministically from
+a seed, and money is held as `Decimal` and written as exact JSON numbers.
+
+`tests/test_fake_api.py` drives it with the official `metronome-sdk` client under
+strict response validation, so the fake cannot silently drift from the spec.
+
+Run it by hand: `python -m tests.fake_metronome --customers 50 --port 8765`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+TOKEN = "fake-metronome-token"  # noqa: S105 - test credential of the fake server
+MAX_LIMIT = 100
+USD_CENTS = {"id": "2714e483-4ff1-48e4-9e25-ac732e8f24f2", "name": "USD (cents)"}
+CREDIT_TYPES = [
+    USD_CENTS,
+    {"id": "5ae401dc-a648-4b49-9ac3-391bb5bc4d7b", "name": "Cloud consumption units"},
+    {"id": "8a1f9c6e-2f1b-4d8e-9a55-6a0c7e2b9d11", "name": "EUR (cents)"},
+]
+#: Money values that float would round; the tap must carry them exactly.
+EXACT_AMOUNTS = [Decimal("0.1"), Decimal("1E-7"), Decimal("12345678901234.56")]
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _uuid(seed: int, kind: str, n: int) -> str:
+    digest = hashlib.sha256(f"{seed}:{kind}:{n}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class FakeData:
+    """What the fake Metronome account holds; tests compare the tap's output to it."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    archived_customers: list[dict[str, Any]] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    charges: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def generate(
+        cls,
+        *,
+        customers: int = 25,
+        archived: int = 5,
+        plans: int = 4,
+        charges_per_plan: int = 3,
+        seed: int = 1,
+    ) -> FakeData:
+        """Deterministic account contents of the given size."""
+        rng = random.Random(seed)
+        data = cls()
+        base = datetime(2023, 1, 1, tzinfo=UTC)
+        for n in range(customers + archived):
+            data_list = data.customers if n < customers else data.archived_customers
+            data_list.append(_customer(rng, seed, n, base, archived=n >= customers))
+        for p in range(plans):
+            plan_id = _uuid(seed, "plan", p)
+            plan: dict[str, Any] = {
+                "id": plan_id,
+                "name": f"Plan {p}",
+                "description": rng.choice(["Self-serve", "Enterprise, ramped", ""]),
+            }
+            if p % 3 != 2:
+                plan["custom_fields"] = {"x_account_id": f"acct-{p}"} if p % 2 else {}
+            data.plans.append(plan)
+            data.charges[plan_id] = [
+                _charge(rng, seed, p, c) for c in range(charges_per_plan)
+            ]
+        return data
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer with this id, active or archived."""
+        for customer in (*self.customers, *self.archived_customers):
+            if customer["id"] == customer_id:
+                return customer
+        return None
+
+
+def _customer(
+    rng: random.Random, seed: int, n: int, base: datetime, *, archived: bool
+) -> dict[str, Any]:
+    created = base + timedelta(days=n % 400, seconds=rng.randrange(86_400))
+    customer: dict[str, Any] = {
+        "id": _uuid(seed, "customer", n),
+        "external_id": f"customer-{n}@example.com",
+        "ingest_aliases": [f"customer-{n}@example.com"] + ([f"alias-{n}"] if n % 4 == 0 else []),
+        "name": f"Customer {n}, Inc.",
+        "customer_config": {
+            "salesforce_account_id": f"0015500001WO{n:06d}" if n % 3 else None
+        },
+        "custom_fields": {"tier": rng.choice(["gold", "silver"])} if n % 2 else {},
+        "created_at": _ts(created),
+        "updated_at": _ts(created + timedelta(hours=rng.randrange(1, 5000))),
+    }
+    if archived:
+        customer["archived_at"] = _ts(created + timedelta(days=30))
+    elif n % 5 == 0:
+        customer["archived_at"] = None
+    if n % 2 == 0:
+        customer["current_billable_status"] = {
+            "value": rng.choice(["billable", "unbillable"]),
+            "effective_at": _ts(created) if n % 4 == 0 else None,
+        }
+    return customer
+
+
+def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
+    charge_type = ["usage", "fixed", "composite", "minimum", "seat"][(p + c) % 5]
+    prices: list[dict[str, Any]] = []
+    for tier in range(1 + (c % 3)):
+        price: dict[str, Any] = {
+            "tier": tier * 1000,
+            "value": Decimal(rng.randrange(1, 10_000_000)) / 100,
+        }
+        if tier % 2:
+            price["quantity"] = Decimal(rng.randrange(1, 50))
+        if charge_type == "fixed":
+            price["collection_schedule"] = "ADVANCE"
+            price["collection_interval"] = 1
+        prices.append(price)
+    if p == 0:  # the first plan carries amounts that float would round
+        prices[0]["value"] = EXACT_AMOUNTS[c % len(EXACT_AMOUNTS)]
+    charge: dict[str, Any] = {
+        "id": _uuid(seed, f"charge-{p}", c),
+        "name": f"Charge {p}.{c}",
+        "charge_type": charge_type,
+        "product_id": _uuid(seed, "product", (p * 7 + c) % 11),
+        "product_name": f"Product {(p * 7 + c) % 11}",
+        "credit_type": dict(CREDIT_TYPES[c % 2]),
+        "prices": prices,
+        "custom_fields": {} if c % 2 else {"gl_code": f"GL-{p}{c}"},
+    }
+    if c % 2 == 0:
+        charge["start_period"] = c
+        charge["tier_reset_frequency"] = 1
+    if charge_type == "seat":
+        charge["quantity"] = Decimal(rng.randrange(1, 20))
+    if charge_type == "usage" and c % 2:
+        charge["unit_conversion"] = {"division_factor": Decimal("1000000")}
+        if p % 2:
+            charge["unit_conversion"]["rounding_behavior"] = "ceiling"
+    return charge
+
+
+class _ApiError(HTTPException):
+    """An error answered as the real API does: JSON `{"message": ...}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(description=message)
+        self.code = status
+        self.message = message
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # noqa: ARG002
+        return _json_response({"message": self.message}, status=self.code)
+
+
+def _json_response(body: Any, status: int = 200) -> Response:
+    return Response(_ENCODER.encode(body), status=status, mimetype="application/json")
+
+
+class FakeMetronomeApp:
+    """The WSGI application; thread-safe, so the server may be threaded."""
+
+    def __init__(
+        self,
+        data: FakeData,
+        *,
+        token: str = TOKEN,
+        empty_page_every: int = 3,
+    ) -> None:
+        self.data = data
+        self.token = token
+        #: Every Nth page position of a listing first answers an empty page with a
+        #: cursor (0 disables), as the real API sometimes does.
+        self.empty_page_every = empty_page_every
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        self.url_map = Map(
+            [
+                Rule("/v1/customers", endpoint="customers"),
+                Rule("/v1/plans", endpoint="plans"),
+                Rule("/v1/planDetails/<plan_id>/charges", endpoint="charges"),
+            ]
+        )
+
+    # -- helpers for tests ------------------------------------------------------------
+    def count(self, predicate: Callable[[str], bool] | None = None) -> int:
+        """Requests served so far whose path matches `predicate`."""
+        with self.lock:
+            return sum(1 for path, _ in self.requests if predicate is None or predicate(path))
+
+    def reset_requests(self) -> None:
+        """Forget the request log (between runs of a test)."""
+        with self.lock:
+            self.requests.clear()
+
+    # -- WSGI ------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        with self.lock:
+            self.requests.append((request.path, dict(request.args)))
+        try:
+            response = self.dispatch(request)
+        except HTTPException as exc:
+            response = (
+                exc.get_response()
+                if isinstance(exc, _ApiError)
+                else _json_response({"message": exc.description}, status=exc.code or 500)
+            )
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        """Authenticate, route and answer one request."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise _ApiError(401, "Unauthorized")
+        if request.method != "GET":
+            raise _ApiError(405, "Method not allowed")
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match()
+        except NotFound:
+            raise _ApiError(404, "Not found") from None
+        return getattr(self, f"on_{endpoint}")(request, **values)
+
+    def on_customers(self, request: Request) -> Response:
+        only_archived = request.args.get("only_archived", "false")
+        if only_archived not in {"true", "false"}:
+            raise _ApiError(400, "only_archived must be a boolean")
+        items = (
+            self.data.archived_customers
+            if only_archived == "true"
+            else self.data.customers
+        )
+        return self._page(request, f"customers:{only_archived}", items)
+
+    def on_plans(self, request: Request) -> Response:
+        return self._page(request, "plans", self.data.plans)
+
+    def on_charges(self, request: Request, plan_id: str) -> Response:
+        _require_uuid(plan_id, "plan_id")
+        if plan_id not in self.data.charges:
+            raise _ApiError(404, f"Plan not found: {plan_id}")
+        return self._page(request, f"charges:{plan_id}", self.data.charges[plan_id])
+
+    # -- pagination ------------------------------------------------------------------
+    def _page(self, request: Request, listing: str, items: list[Any]) -> Response:
+        limit = _limit(request)
+        offset, empty_served = 0, False
+        if "next_page" in request.args:
+            offset, empty_served = _decode_cursor(request.args["next_page"], listing)
+        position = offset // max(limit, 1)
+        if (
+            self.empty_page_every
+            and not empty_served
+            and offset < len(items)
+            and position % self.empty_page_every == self.empty_page_every - 1
+        ):
+            return _json_response(
+                {"data": [], "next_page": _encode_cursor(listing, offset, empty=True)}
+            )
+        chunk = items[offset : offset + limit]
+        end = offset + len(chunk)
+        cursor = _encode_cursor(listing, end, empty=False) if end < len(items) else None
+        return _json_response({"data": chunk, "next_page": cursor})
+
+
+def _limit(request: Request) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return MAX_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise _ApiError(400, f"limit must be an integer, got {raw!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _require_uuid(value: str, name: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise _ApiError(400, f"{name} must be a uuid") from None
+
+
+def _encode_cursor(listing: str, offset: int, *, empty: bool) -> str:
+    raw = f"{listing}|{offset}|{int(empty)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, listing: str) -> tuple[int, bool]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        owner, offset, empty = raw.rsplit("|", 2)
+        if owner != listing:
+            raise ValueError(owner)
+        return int(offset), empty == "1"
+    except ValueError:
+        raise _ApiError(400, "Invalid next_page cursor") from None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Tests count requests through the app; an access log line each is noise."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class FakeMetronomeServer:
+    """Serves a `FakeMetronomeApp` on a free loopback port in a background thread."""
+
+    def __init__(self, app: FakeMetronomeApp, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self._server = make_server(
+            host, port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self._server.daemon_threads = True
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeMetronomeServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Begin answering requests."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop answering and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a fake account until interrupted (used by `make demo`)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--customers", type=int, default=25)
+    parser.add_argument("--archived", type=int, default=5)
+    parser.add_argument("--plans", type=int, default=4)
+    parser.add_argument("--charges-per-plan", type=int, default=3)
+    parser.add_argument("--port-file", help="write the chosen port here once listening")
+    args = parser.parse_args(argv)
+    data = FakeData.generate(
+        customers=args.customers,
+        archived=args.archived,
+        plans=args.plans,
+        charges_per_plan=args.charges_per_plan,
+    )
+    server = FakeMetronomeServer(FakeMetronomeApp(data), port=args.port)
+    server.start()
+    if args.port_file:
+        with open(args.port_file, "w", encoding="utf-8") as handle:
+            handle.write(str(server.port))
+    print(f"Fake Metronome API on {server.url} (token {TOKEN})", flush=True)  # noqa: T201
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
