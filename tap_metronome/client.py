@@ -23,7 +23,9 @@ import requests
 LOGGER = logging.getLogger("tap_metronome")
 
 #: Client statuses worth another attempt (timeouts, rate limits); all 5xx retry too.
-RETRY_CLIENT_STATUSES = frozenset({HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS})
+RETRY_CLIENT_STATUSES = frozenset(
+    {HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS}
+)
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -78,7 +80,9 @@ class RetryPolicy:
     max_total_wait: float = 600.0
 
 
-def retry_after_seconds(headers: requests.structures.CaseInsensitiveDict) -> float | None:
+def retry_after_seconds(
+    headers: requests.structures.CaseInsensitiveDict,
+) -> float | None:
     """Read the server's requested wait from `retry-after-ms` or `Retry-After`."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -196,7 +200,9 @@ class MetronomeClient:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so that workers do not stampede."""
-        ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(
+            self.retry.backoff_cap, self.retry.backoff_base * 2 ** (attempt - 1)
+        )
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
     def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
@@ -209,14 +215,22 @@ class MetronomeClient:
             content = response.content  # reads the body: may raise mid-stream
         except requests.Timeout:
             raise _Retryable(f"timed out after {self.timeout}s") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
 
         status = response.status_code
-        if status in RETRY_CLIENT_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        if (
+            status in RETRY_CLIENT_STATUSES
+            or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+        ):
             reason = f"HTTP {status}"
             if status == HTTPStatus.TOO_MANY_REQUESTS:
-                limit_type = response.headers.get("X-Metronome-Rate-Limit-Type", "unset")
+                limit_type = response.headers.get(
+                    "X-Metronome-Rate-Limit-Type", "unset"
+                )
                 reason += f" rate limited (X-Metronome-Rate-Limit-Type: {limit_type})"
             raise _Retryable(reason, wait=retry_after_seconds(response.headers))
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:

@@ -125,7 +125,7 @@ class PlanChargesStream(MetronomeStream):
             try:
                 charges = self.charges_of(plan_id)
             except MetronomeAPIError as exc:
-                if exc.status != 404:  # noqa: PLR2004
+                if exc.status != 404:
                     raise
                 skipped += 1
                 self.logger.warning(

@@ -107,7 +107,9 @@ class TapMetronome(Tap):
             errors = check_settings(self.config)
             if errors:
                 raise ConfigValidationError(
-                    "Config validation failed", errors=errors, schema=self.config_jsonschema
+                    "Config validation failed",
+                    errors=errors,
+                    schema=self.config_jsonschema,
                 )
 
     @property
@@ -134,7 +136,9 @@ class TapMetronome(Tap):
         if parent not in self._ids:
             stream = self.streams[parent]
             self._ids[parent] = [item["id"] for item in stream.get_records(None)]
-            self.logger.info("%s: listed %d %s ids", child, len(self._ids[parent]), parent)
+            self.logger.info(
+                "%s: listed %d %s ids", child, len(self._ids[parent]), parent
+            )
         return self._ids[parent]
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
@@ -154,5 +158,5 @@ class TapMetronome(Tap):
         try:
             super().sync_all()
         except MetronomeError as exc:
-            self.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback
+            self.logger.error("%s", exc)
             sys.exit(2)

@@ -32,7 +32,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-TOKEN = "fake-metronome-token"  # noqa: S105 - test credential of the fake server
+TOKEN = "fake-metronome-token"
 MAX_LIMIT = 100
 USD_CENTS = {"id": "2714e483-4ff1-48e4-9e25-ac732e8f24f2", "name": "USD (cents)"}
 CREDIT_TYPES = [
@@ -111,7 +111,8 @@ def _customer(
     customer: dict[str, Any] = {
         "id": _uuid(seed, "customer", n),
         "external_id": f"customer-{n}@example.com",
-        "ingest_aliases": [f"customer-{n}@example.com"] + ([f"alias-{n}"] if n % 4 == 0 else []),
+        "ingest_aliases": [f"customer-{n}@example.com"]
+        + ([f"alias-{n}"] if n % 4 == 0 else []),
         "name": f"Customer {n}, Inc.",
         "customer_config": {
             "salesforce_account_id": f"0015500001WO{n:06d}" if n % 3 else None
@@ -178,7 +179,7 @@ class _ApiError(HTTPException):
         self.code = status
         self.message = message
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # noqa: ARG002
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         return _json_response({"message": self.message}, status=self.code)
 
 
@@ -215,7 +216,9 @@ class FakeMetronomeApp:
     def count(self, predicate: Callable[[str], bool] | None = None) -> int:
         """Requests served so far whose path matches `predicate`."""
         with self.lock:
-            return sum(1 for path, _ in self.requests if predicate is None or predicate(path))
+            return sum(
+                1 for path, _ in self.requests if predicate is None or predicate(path)
+            )
 
     def reset_requests(self) -> None:
         """Forget the request log (between runs of a test)."""
@@ -233,7 +236,9 @@ class FakeMetronomeApp:
             response = (
                 exc.get_response()
                 if isinstance(exc, _ApiError)
-                else _json_response({"message": exc.description}, status=exc.code or 500)
+                else _json_response(
+                    {"message": exc.description}, status=exc.code or 500
+                )
             )
         return response(environ, start_response)
 
@@ -387,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.port_file:
         with open(args.port_file, "w", encoding="utf-8") as handle:
             handle.write(str(server.port))
-    print(f"Fake Metronome API on {server.url} (token {TOKEN})", flush=True)  # noqa: T201
+    print(f"Fake Metronome API on {server.url} (token {TOKEN})", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,0 +1,113 @@
+"""Shared fixtures: a fake Metronome API on loopback and a way to run the tap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.fake_metronome import TOKEN, FakeData, FakeMetronomeApp, FakeMetronomeServer
+
+REPO = Path(__file__).resolve().parent.parent
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+@dataclass
+class TapRun:
+    """What one tap process did: exit code, Singer messages, raw output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        return [
+            m["record"]
+            for m in self.messages
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def states(self) -> list[dict[str, Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any] | None:
+        states = self.states()
+        return states[-1] if states else None
+
+
+def run_tap(
+    config: dict[str, Any],
+    tmp_path: Path,
+    *,
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> TapRun:
+    """Run `python -m tap_metronome` as a user would and parse its stdout."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "tap_metronome", "--config", str(config_path)]
+    if state is not None:
+        (tmp_path / "state.json").write_text(json.dumps(state, default=str))
+        command += ["--state", str(tmp_path / "state.json")]
+    if catalog is not None:
+        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        command += ["--catalog", str(tmp_path / "catalog.json")]
+    command += list(args)
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")
+    }
+    full_env.update(env or {})
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=full_env,
+        check=False,
+    )
+    messages = [
+        _DECODER.decode(line) for line in proc.stdout.splitlines() if line.strip()
+    ]
+    return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
+
+
+@pytest.fixture
+def fake_api() -> Iterator[Any]:
+    """Start fake Metronome servers with chosen data; all are stopped afterwards."""
+    servers: list[FakeMetronomeServer] = []
+
+    def start(data: FakeData | None = None, **app_options: Any) -> FakeMetronomeServer:
+        app = FakeMetronomeApp(data or FakeData.generate(), **app_options)
+        server = FakeMetronomeServer(app)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
+    """A valid config pointing at a fake server."""
+    return {
+        "auth_token": TOKEN,
+        "api_url": server.url,
+        "start_date": "2024-01-01",
+        **overrides,
+    }

@@ -1,0 +1,25 @@
+"""The README's settings table is what the tap itself reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def _settings_table(markdown: str) -> str:
+    start = markdown.index("| Setting")
+    end = markdown.index("\n\n", start)
+    return markdown[start:end].strip()
+
+
+def test_readme_settings_table_equals_about_markdown():
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_metronome", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    readme = (REPO / "README.md").read_text()
+    assert _settings_table(readme) == _settings_table(about)

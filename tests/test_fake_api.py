@@ -1,0 +1,83 @@
+"""The fake API is faithful: the official client, strictly validating, reads it."""
+
+from __future__ import annotations
+
+import httpx
+import metronome
+import pytest
+
+from tests.fake_metronome import TOKEN, FakeData
+
+
+@pytest.fixture
+def server(fake_api):
+    return fake_api(FakeData.generate(customers=230, archived=40, plans=5))
+
+
+@pytest.fixture
+def client(server):
+    return metronome.Metronome(
+        bearer_token=TOKEN,
+        base_url=server.url,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+
+
+def _ids(items):
+    return [item.id for item in items]
+
+
+def test_customers_every_page_parses(server, client):
+    data = server.app.data
+    active = list(client.v1.customers.list(limit=100))
+    archived = list(client.v1.customers.list(limit=100, only_archived=True))
+    assert _ids(active) == [c["id"] for c in data.customers]
+    assert _ids(archived) == [c["id"] for c in data.archived_customers]
+    assert all(c.archived_at is not None for c in archived)
+    # 230 active at 100 a page: 3 pages plus the empty page the fake inserts.
+    assert server.app.count(lambda p: p == "/v1/customers") == 4 + 1
+
+
+def test_small_pages_with_empty_pages_parse(server, client):
+    pages = list(client.v1.customers.list(limit=7).iter_pages())
+    assert any(not page.data for page in pages), "the fake serves empty pages"
+    assert sum(len(page.data) for page in pages) == 230
+
+
+def test_plans_and_charges_parse(server, client):
+    data = server.app.data
+    plans = list(client.v1.plans.list(limit=2))
+    assert _ids(plans) == [p["id"] for p in data.plans]
+    for plan in plans:
+        charges = list(client.v1.plans.list_charges(plan_id=plan.id, limit=1))
+        assert _ids(charges) == [c["id"] for c in data.charges[plan.id]]
+
+
+def test_wrong_token_is_401(server):
+    bad = metronome.Metronome(bearer_token="nope", base_url=server.url, max_retries=0)
+    with pytest.raises(metronome.AuthenticationError):
+        bad.v1.plans.list().data  # noqa: B018
+
+
+def test_missing_token_is_401(server):
+    response = httpx.get(f"{server.url}/v1/plans")
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"}
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_limit_outside_range_is_400(server, client, limit):
+    with pytest.raises(metronome.BadRequestError) as info:
+        client.v1.plans.list(limit=limit)
+    assert "limit" in info.value.body["message"]
+
+
+def test_bad_cursor_is_400(server, client):
+    with pytest.raises(metronome.BadRequestError):
+        client.v1.plans.list(next_page="not-a-cursor")
+
+
+def test_unknown_plan_is_404(server, client):
+    with pytest.raises(metronome.NotFoundError):
+        client.v1.plans.list_charges(plan_id="00000000-0000-4000-8000-000000000000")
