@@ -8,7 +8,6 @@ stops the fake API.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ def main() -> int:
             )
         )
         output = out_dir / "singer-output.jsonl"
-        tap = shutil.which("tap-metronome") or "tap-metronome"
+        tap = str(Path(sys.executable).parent / "tap-metronome")
         started = time.monotonic()
         with output.open("w") as stdout, (out_dir / "tap.log").open("w") as stderr:
             code = subprocess.run(
