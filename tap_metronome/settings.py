@@ -7,6 +7,7 @@ message a person can act on. Values of secret settings are never echoed.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,25 @@ def _check_dates(config: Mapping[str, Any], now: datetime) -> list[str]:
     return errors
 
 
+def _check_customer_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [
+            f"customer_ids: must be a list of customer ids, got {type(value).__name__}"
+        ]
+    for position, item in enumerate(value):
+        try:
+            uuid.UUID(str(item))
+        except ValueError:
+            return [
+                f"customer_ids: item {position} ({item!r}) is not a Metronome customer id (uuid)"
+            ]
+        if not isinstance(item, str):
+            return [f"customer_ids: item {position} ({item!r}) is not a string"]
+    return []
+
+
 def check_settings(
     config: Mapping[str, Any], *, now: datetime | None = None
 ) -> list[str]:
@@ -104,6 +124,15 @@ def check_settings(
             isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
         ):
             errors.append(f"{key}: {value!r} must be a positive number")
+    lookback = config.get("lookback_days")
+    if lookback is not None and (
+        isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1
+    ):
+        errors.append(
+            f"lookback_days: {lookback!r} must be an integer >= 1 (today's pending "
+            "costs must be re-read)"
+        )
+    errors += _check_customer_ids(config.get("customer_ids"))
     retries = config.get("max_retries")
     if retries is not None and (
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0

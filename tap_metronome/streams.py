@@ -13,6 +13,16 @@ from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.client import MetronomeAPIError
 from tap_metronome.pagination import iter_pages
+from tap_metronome.windows import (
+    SYNCED_UNTIL,
+    CostsBookmarks,
+    Window,
+    ceil_day,
+    day_windows,
+    default_end,
+    floor_day,
+    start_for,
+)
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -139,3 +149,132 @@ class PlanChargesStream(MetronomeStream):
         self.logger.info(
             "plan_charges: %d plans read, %d skipped", len(plan_ids) - skipped, skipped
         )
+
+
+#: Costs statuses that concern one customer only: 400 for a plan with a UNIQUE-type
+#: billable metric (unsupported by the endpoint), 404 for a customer deleted since
+#: the listing. Any other 4xx means the request itself is wrong and stops the run.
+SKIPPABLE_COSTS_STATUSES = frozenset({400, 404})
+
+#: STATE messages per customer_costs sync, so total STATE bytes grow linearly with
+#: customers (the SDK's default of one full state per partition is quadratic).
+STATE_WRITES_PER_SYNC = 20
+
+
+def cost_rows(customer_id: str, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per credit type of a daily costs item (the API keys them by id)."""
+    return [
+        {
+            "customer_id": customer_id,
+            "start_timestamp": item["start_timestamp"],
+            "end_timestamp": item["end_timestamp"],
+            "credit_type_id": credit_type_id,
+            "credit_type_name": entry.get("name"),
+            "cost": entry.get("cost"),
+            "line_item_breakdown": entry.get("line_item_breakdown"),
+        }
+        for credit_type_id, entry in item["credit_types"].items()
+    ]
+
+
+class CustomerCostsStream(MetronomeStream):
+    """Daily costs per customer and credit type, incremental with a lookback.
+
+    Bookmarks are per customer (see `CostsBookmarks`) and written a bounded number
+    of times per sync, so an interrupted backfill resumes where it stopped and a
+    new customer is backfilled from `start_date`.
+    """
+
+    name = "customer_costs"
+    primary_keys: ClassVar[list[str]] = [
+        "customer_id",
+        "start_timestamp",
+        "credit_type_id",
+    ]
+    replication_key = "end_timestamp"
+    is_sorted = False
+    #: This stream writes its own STATE messages (see `STATE_WRITES_PER_SYNC`).
+    STATE_MSG_FREQUENCY = 10**15
+
+    def customer_ids(self) -> tuple[list[str], bool]:
+        """The customers to sync, and whether they are the whole listing."""
+        configured = self.config.get("customer_ids")
+        if configured:
+            return list(dict.fromkeys(configured)), False
+        return self._tap.known_ids("customers", self.name), True
+
+    def windows_of(self, customer_id: str, bookmarks: CostsBookmarks) -> list[Window]:
+        """The day windows this run reads for one customer."""
+        start, _ = start_for(
+            bookmarks.get(customer_id),
+            start=self._start,
+            lookback_days=int(self.config.get("lookback_days", 35)),
+        )
+        return list(day_windows(start, self._end, self.page_size))
+
+    def costs_in(self, customer_id: str, window: Window) -> list[dict[str, Any]]:
+        """The API's daily costs items of one customer in one window."""
+        path = f"/v1/customers/{quote(customer_id, safe='')}/costs"
+        return list(self.list_all(path, window.params()))
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Yield cost rows customer by customer, advancing each bookmark per window."""
+        self._start = floor_day(self.config["start_date"])
+        end_date = self.config.get("end_date")
+        self._end = ceil_day(end_date) if end_date else default_end()
+        bookmarks = CostsBookmarks.from_state(self.stream_state)
+        customer_ids, complete_listing = self.customer_ids()
+        if complete_listing:
+            dropped = bookmarks.keep_only(customer_ids)
+            if dropped:
+                self.logger.info(
+                    "customer_costs: forgot the bookmarks of %d customers no longer listed",
+                    dropped,
+                )
+        flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
+        skipped: dict[str, str] = {}
+        idle_days = rows = requests_before = 0
+        requests_before = self._tap.client.requests_sent
+        for done, customer_id in enumerate(customer_ids, start=1):
+            try:
+                for window in self.windows_of(customer_id, bookmarks):
+                    items = self.costs_in(customer_id, window)
+                    for item in items:
+                        item_rows = cost_rows(customer_id, item)
+                        if not item_rows:
+                            idle_days += 1
+                        rows += len(item_rows)
+                        yield from item_rows
+                    bookmarks.advance(customer_id, window.end)
+            except MetronomeAPIError as exc:
+                if exc.status not in SKIPPABLE_COSTS_STATUSES:
+                    raise
+                skipped[customer_id] = f"{exc.status} {exc.api_message}"
+                self.logger.warning(
+                    "Skipping customer %s in customer_costs: HTTP %d: %s",
+                    customer_id,
+                    exc.status,
+                    exc.api_message,
+                )
+            if done % flush_every == 0:
+                self.write_bookmarks(bookmarks)
+        self.write_bookmarks(bookmarks, flush=False)
+        self.logger.info(
+            "customer_costs: %d customers synced, %d skipped, %d cost rows, "
+            "%d idle days without costs, %d requests",
+            len(customer_ids) - len(skipped),
+            len(skipped),
+            rows,
+            idle_days,
+            self._tap.client.requests_sent - requests_before,
+        )
+
+    def write_bookmarks(self, bookmarks: CostsBookmarks, *, flush: bool = True) -> None:
+        """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
+
+        Only called between customers, after their rows were written, so no STATE
+        message covers a window whose records are not yet out.
+        """
+        self.stream_state[SYNCED_UNTIL] = bookmarks.to_state()
+        if flush:
+            self._tap.state_writer.write_state(self.tap_state)

@@ -92,6 +92,25 @@ class TapMetronome(Tap):
             description="Also list archived customers (a second pass over /v1/customers).",
         ),
         th.Property(
+            "customer_ids",
+            th.ArrayType(th.StringType),
+            title="Customer IDs",
+            description=(
+                "Restrict customer_costs to these Metronome customer ids (uuids); "
+                "default: every listed customer."
+            ),
+        ),
+        th.Property(
+            "lookback_days",
+            th.IntegerType,
+            default=35,
+            title="Lookback days",
+            description=(
+                "Days before each customer's bookmark that every incremental run "
+                "re-reads, because late usage (up to 34 days) changes pending costs."
+            ),
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User agent",
@@ -147,6 +166,7 @@ class TapMetronome(Tap):
             streams.CustomersStream(self),
             streams.PlansStream(self),
             streams.PlanChargesStream(self),
+            streams.CustomerCostsStream(self),
         ]
 
     def load_streams(self) -> list[streams.MetronomeStream]:

@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +63,20 @@ class FakeData:
     archived_customers: list[dict[str, Any]] = field(default_factory=list)
     plans: list[dict[str, Any]] = field(default_factory=list)
     charges: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    seed: int = 1
+    #: Customers whose costs answer 400 (a plan with a UNIQUE-type billable metric).
+    unsupported: set[str] = field(default_factory=set)
+    #: Customers deleted after the listing: their costs answer 404.
+    deleted: set[str] = field(default_factory=set)
+    #: Customers that never have any cost.
+    idle: set[str] = field(default_factory=set)
+    #: Costs of days on or after `revised_from` are drawn anew for each revision,
+    #: as late usage changes recent days' pending costs.
+    revision: int = 0
+    revised_from: date | None = None
+    #: Days after `today` have no usage yet.
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    _index: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def generate(
@@ -73,14 +87,25 @@ class FakeData:
         plans: int = 4,
         charges_per_plan: int = 3,
         seed: int = 1,
+        unsupported_every: int = 0,
+        idle_every: int = 0,
     ) -> FakeData:
-        """Deterministic account contents of the given size."""
+        """Deterministic account contents of the given size.
+
+        Every `unsupported_every`-th customer answers 400 for its costs and every
+        `idle_every`-th customer has no costs at all (0 disables either).
+        """
         rng = random.Random(seed)
-        data = cls()
+        data = cls(seed=seed)
         base = datetime(2023, 1, 1, tzinfo=UTC)
         for n in range(customers + archived):
             data_list = data.customers if n < customers else data.archived_customers
-            data_list.append(_customer(rng, seed, n, base, archived=n >= customers))
+            customer = _customer(rng, seed, n, base, archived=n >= customers)
+            data_list.append(customer)
+            if unsupported_every and n % unsupported_every == unsupported_every - 1:
+                data.unsupported.add(customer["id"])
+            if idle_every and n % idle_every == idle_every - 2:
+                data.idle.add(customer["id"])
         for p in range(plans):
             plan_id = _uuid(seed, "plan", p)
             plan: dict[str, Any] = {
@@ -98,10 +123,55 @@ class FakeData:
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer with this id, active or archived."""
-        for customer in (*self.customers, *self.archived_customers):
-            if customer["id"] == customer_id:
-                return customer
-        return None
+        if self._index is None:
+            self._index = {
+                c["id"]: c for c in (*self.customers, *self.archived_customers)
+            }
+        return self._index.get(customer_id)
+
+    def add_customers(self, count: int) -> list[str]:
+        """Sign up new active customers (between runs); return their ids."""
+        rng = random.Random(self.seed * 7919 + len(self.customers))
+        base = datetime(2024, 6, 1, tzinfo=UTC)
+        start = len(self.customers) + len(self.archived_customers) + 10_000
+        added = [
+            _customer(rng, self.seed, start + i, base, archived=False)
+            for i in range(count)
+        ]
+        self.customers.extend(added)
+        self._index = None
+        return [c["id"] for c in added]
+
+    def revise_costs(self, since: date) -> None:
+        """Change the pending costs of every customer from `since` on."""
+        self.revision += 1
+        self.revised_from = since
+
+    def all_customer_ids(self) -> list[str]:
+        """Active then archived ids, the order the tap lists them in."""
+        return [c["id"] for c in (*self.customers, *self.archived_customers)]
+
+    def costs_item(self, customer_id: str, day: date) -> dict[str, Any]:
+        """The API's costs item for one customer and UTC day."""
+        revision = (
+            self.revision
+            if self.revised_from is not None and day >= self.revised_from
+            else 0
+        )
+        return _costs_item(
+            self.seed,
+            customer_id,
+            day,
+            revision,
+            idle=(customer_id in self.idle or day > self.today),
+        )
+
+    def costs(self, customer_id: str, start: date, end: date) -> list[dict[str, Any]]:
+        """Every costs item of [start, end), one per day."""
+        return [
+            self.costs_item(customer_id, start + timedelta(days=i))
+            for i in range((end - start).days)
+        ]
 
 
 def _customer(
@@ -131,6 +201,50 @@ def _customer(
             "effective_at": _ts(created) if n % 4 == 0 else None,
         }
     return customer
+
+
+_PRODUCTS = ["CPU hours", "Storage GB-months", "API calls", "Seats", "Egress GB"]
+
+
+def _costs_item(
+    seed: int, customer_id: str, day: date, revision: int, *, idle: bool
+) -> dict[str, Any]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    item: dict[str, Any] = {
+        "start_timestamp": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_timestamp": (start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "credit_types": {},
+    }
+    digest = hashlib.blake2b(
+        f"{seed}:{customer_id}:{day.toordinal()}:{revision}".encode(), digest_size=8
+    ).digest()
+    rng = random.Random(int.from_bytes(digest, "big"))
+    if idle or rng.random() < 0.15:  # an idle day: no usage at all
+        return item
+    credit_types = [CREDIT_TYPES[0]] + ([CREDIT_TYPES[1]] if rng.random() < 0.4 else [])
+    for credit_type in credit_types:
+        lines: list[dict[str, Any]] = []
+        for _ in range(rng.randrange(1, 4)):
+            line: dict[str, Any] = {
+                "name": rng.choice(_PRODUCTS),
+                "cost": Decimal(rng.randrange(0, 2_000_000)) / 100,
+            }
+            if rng.random() < 0.03:
+                line["cost"] = rng.choice(EXACT_AMOUNTS)
+            if rng.random() < 0.4:
+                line["group_key"] = "region"
+                line["group_value"] = rng.choice(["us-east-1", "eu-west-1", None])
+            lines.append(line)
+        entry: dict[str, Any] = {
+            "name": credit_type["name"],
+            "cost": sum((line["cost"] for line in lines), Decimal(0)),
+            "line_item_breakdown": lines,
+        }
+        for optional in ("name", "cost", "line_item_breakdown"):
+            if rng.random() < 0.04:  # optional fields the spec allows to be absent
+                del entry[optional]
+        item["credit_types"][credit_type["id"]] = entry
+    return item
 
 
 def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
@@ -209,6 +323,7 @@ class FakeMetronomeApp:
                 Rule("/v1/customers", endpoint="customers"),
                 Rule("/v1/plans", endpoint="plans"),
                 Rule("/v1/planDetails/<plan_id>/charges", endpoint="charges"),
+                Rule("/v1/customers/<customer_id>/costs", endpoint="costs"),
             ]
         )
 
@@ -275,8 +390,44 @@ class FakeMetronomeApp:
             raise _ApiError(404, f"Plan not found: {plan_id}")
         return self._page(request, f"charges:{plan_id}", self.data.charges[plan_id])
 
+    def on_costs(self, request: Request, customer_id: str) -> Response:
+        _require_uuid(customer_id, "customer_id")
+        if self.data.customer(customer_id) is None or customer_id in self.data.deleted:
+            raise _ApiError(404, f"Customer not found: {customer_id}")
+        starting_on = _required_timestamp(request, "starting_on")
+        ending_before = _required_timestamp(request, "ending_before")
+        if starting_on >= ending_before:
+            raise _ApiError(400, "starting_on must be before ending_before")
+        if customer_id in self.data.unsupported:
+            raise _ApiError(
+                400,
+                "Costs are not supported for customers whose plan includes a "
+                "UNIQUE-type billable metric",
+            )
+        first = starting_on.date()
+        days: list[date] = []
+        day = first
+        while datetime(day.year, day.month, day.day, tzinfo=UTC) < ending_before:
+            days.append(day)
+            day += timedelta(days=1)
+        listing = (
+            f"costs:{customer_id}:{starting_on.isoformat()}:{ending_before.isoformat()}"
+        )
+        return self._page(
+            request,
+            listing,
+            days,
+            render=lambda d: self.data.costs_item(customer_id, d),
+        )
+
     # -- pagination ------------------------------------------------------------------
-    def _page(self, request: Request, listing: str, items: list[Any]) -> Response:
+    def _page(
+        self,
+        request: Request,
+        listing: str,
+        items: list[Any],
+        render: Callable[[Any], Any] | None = None,
+    ) -> Response:
         limit = _limit(request)
         offset, empty_served = 0, False
         if "next_page" in request.args:
@@ -293,6 +444,8 @@ class FakeMetronomeApp:
             )
         chunk = items[offset : offset + limit]
         end = offset + len(chunk)
+        if render is not None:
+            chunk = [render(item) for item in chunk]
         cursor = _encode_cursor(listing, end, empty=False) if end < len(items) else None
         return _json_response({"data": chunk, "next_page": cursor})
 
@@ -308,6 +461,19 @@ def _limit(request: Request) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise _ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
     return limit
+
+
+def _required_timestamp(request: Request, name: str) -> datetime:
+    raw = request.args.get(name)
+    if raw is None:
+        raise _ApiError(400, f"{name} is required")
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _ApiError(400, f"{name} must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise _ApiError(400, f"{name} must include a timezone")
+    return parsed.astimezone(UTC)
 
 
 def _require_uuid(value: str, name: str) -> None:
