@@ -77,7 +77,7 @@ class CustomersStream(MetronomeStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield each customer once, even if it was archived between the passes."""
-        seen: set[str] = set()
+        seen: dict[str, None] = {}  # ordered: costs follow the listing order
         passes: list[dict[str, Any]] = [{}]
         if self.config.get("include_archived_customers", True):
             passes.append({"only_archived": "true"})
@@ -87,7 +87,7 @@ class CustomersStream(MetronomeStream):
                 if customer["id"] in seen:
                     duplicates += 1
                     continue
-                seen.add(customer["id"])
+                seen[customer["id"]] = None
                 yield customer
         if duplicates:
             self.logger.info(

@@ -68,6 +68,8 @@ class FakeData:
     unsupported: set[str] = field(default_factory=set)
     #: Customers deleted after the listing: their costs answer 404.
     deleted: set[str] = field(default_factory=set)
+    #: Customers whose costs answer this status (to test other client errors).
+    forced_status: dict[str, int] = field(default_factory=dict)
     #: Customers that never have any cost.
     idle: set[str] = field(default_factory=set)
     #: Costs of days on or after `revised_from` are drawn anew for each revision,
@@ -394,6 +396,8 @@ class FakeMetronomeApp:
         _require_uuid(customer_id, "customer_id")
         if self.data.customer(customer_id) is None or customer_id in self.data.deleted:
             raise _ApiError(404, f"Customer not found: {customer_id}")
+        if customer_id in self.data.forced_status:
+            raise _ApiError(self.data.forced_status[customer_id], "Forced error")
         starting_on = _required_timestamp(request, "starting_on")
         ending_before = _required_timestamp(request, "ending_before")
         if starting_on >= ending_before:

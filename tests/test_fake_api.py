@@ -81,3 +81,60 @@ def test_bad_cursor_is_400(server, client):
 def test_unknown_plan_is_404(server, client):
     with pytest.raises(metronome.NotFoundError):
         client.v1.plans.list_charges(plan_id="00000000-0000-4000-8000-000000000000")
+
+
+def test_costs_parse_and_honour_the_window(fake_api):
+    data = FakeData.generate(customers=5, archived=0, idle_every=5)
+    server = fake_api(data)
+    client = metronome.Metronome(
+        bearer_token=TOKEN,
+        base_url=server.url,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    customer_id = data.customers[0]["id"]
+    page = client.v1.customers.list_costs(
+        customer_id=customer_id,
+        starting_on="2024-02-27T00:00:00Z",
+        ending_before="2024-03-02T00:00:00Z",
+        limit=2,
+    )
+    items = list(page)  # follows cursors, through any empty page
+    assert [str(i.start_timestamp.date()) for i in items] == [
+        "2024-02-27",
+        "2024-02-28",
+        "2024-02-29",
+        "2024-03-01",
+    ]
+    assert any(i.credit_types for i in items)
+
+
+def test_costs_validation_matches_the_api(fake_api):
+    data = FakeData.generate(customers=3, archived=0, unsupported_every=3)
+    server = fake_api(data)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/v1/customers/{data.customers[0]['id']}/costs"
+    missing = httpx.get(
+        url, params={"starting_on": "2024-01-01T00:00:00Z"}, headers=headers
+    )
+    assert missing.status_code == 400
+    assert "ending_before" in missing.json()["message"]
+    unsupported = httpx.get(
+        f"{server.url}/v1/customers/{data.customers[2]['id']}/costs",
+        params={
+            "starting_on": "2024-01-01T00:00:00Z",
+            "ending_before": "2024-01-02T00:00:00Z",
+        },
+        headers=headers,
+    )
+    assert unsupported.status_code == 400
+    assert "UNIQUE" in unsupported.json()["message"]
+    unknown = httpx.get(
+        f"{server.url}/v1/customers/00000000-0000-4000-8000-000000000000/costs",
+        params={
+            "starting_on": "2024-01-01T00:00:00Z",
+            "ending_before": "2024-01-02T00:00:00Z",
+        },
+        headers=headers,
+    )
+    assert unknown.status_code == 404

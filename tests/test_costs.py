@@ -1,0 +1,502 @@
+"""customer_costs: reshaping, windows, lookback, resume, new customers, state size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from tap_metronome.streams import STATE_WRITES_PER_SYNC, cost_rows
+from tap_metronome.windows import (
+    CostsBookmarks,
+    Window,
+    ceil_day,
+    day_windows,
+    default_end,
+    floor_day,
+    start_for,
+)
+from tests.conftest import _DECODER, run_tap, tap_config
+from tests.fake_metronome import EXACT_AMOUNTS, FakeData
+
+START = "2024-01-01"
+END = "2024-12-31"  # exclusive: 365 days of 2024 (a leap year), 4 windows of <= 100
+LOOKBACK = 35
+
+
+def costs_requests(app) -> list[tuple[str, str, str]]:
+    """(customer id, starting_on, ending_before) of every costs request served."""
+    with app.lock:
+        return [
+            (path.split("/")[3], args["starting_on"], args["ending_before"])
+            for path, args in app.requests
+            if path.endswith("/costs")
+        ]
+
+
+def by_key(records) -> dict[tuple, dict]:
+    return {
+        (r["customer_id"], r["start_timestamp"], r["credit_type_id"]): r
+        for r in records
+    }
+
+
+# -- windows ---------------------------------------------------------------------------
+
+
+def test_windows_cover_a_leap_year_without_gaps_or_overlap():
+    windows = list(day_windows(date(2024, 1, 1), date(2025, 1, 1), 100))
+    assert [w.days for w in windows] == [100, 100, 100, 66]
+    assert windows[0].start == date(2024, 1, 1)
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
+    assert windows[-1].end == date(2025, 1, 1)
+    leap = Window(date(2024, 2, 28), date(2024, 3, 1))
+    assert leap.days == 2
+    assert leap.params() == {
+        "starting_on": "2024-02-28T00:00:00Z",
+        "ending_before": "2024-03-01T00:00:00Z",
+    }
+
+
+def test_window_length_follows_page_size():
+    assert [w.days for w in day_windows(date(2024, 1, 1), date(2024, 1, 11), 3)] == [
+        3,
+        3,
+        3,
+        1,
+    ]
+    assert list(day_windows(date(2024, 1, 1), date(2024, 1, 1), 3)) == []
+
+
+def test_start_and_end_dates_align_to_utc_days():
+    assert floor_day("2024-02-29") == date(2024, 2, 29)
+    assert floor_day("2024-02-29T23:59:59Z") == date(2024, 2, 29)
+    assert floor_day("2024-03-01T01:00:00+02:00") == date(2024, 2, 29)
+    # end_date is exclusive: midnight ends the previous day, a time inside a day
+    # includes that whole day (costs are whole days).
+    assert ceil_day("2024-03-01") == date(2024, 3, 1)
+    assert ceil_day("2024-03-01T00:00:00Z") == date(2024, 3, 1)
+    assert ceil_day("2024-02-29T12:00:00Z") == date(2024, 3, 1)
+
+
+def test_default_end_includes_today():
+    now = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
+    assert default_end(now) == date(2026, 11, 23)
+
+
+def test_lookback_and_backfill_start():
+    assert start_for(None, start=date(2024, 1, 1), lookback_days=35) == (
+        date(2024, 1, 1),
+        True,
+    )
+    assert start_for(date(2024, 6, 1), start=date(2024, 1, 1), lookback_days=35) == (
+        date(2024, 4, 27),
+        False,
+    )
+    assert start_for(date(2024, 1, 10), start=date(2024, 1, 1), lookback_days=35) == (
+        date(2024, 1, 1),
+        False,
+    )
+
+
+def test_bookmarks_round_trip_grouped_by_date():
+    bookmarks = CostsBookmarks()
+    bookmarks.advance("b", date(2024, 3, 1))
+    bookmarks.advance("a", date(2024, 3, 1))
+    bookmarks.advance("c", date(2024, 2, 1))
+    bookmarks.advance("c", date(2024, 1, 1))  # never goes back
+    state = bookmarks.to_state()
+    assert state == {"2024-02-01": ["c"], "2024-03-01": ["a", "b"]}
+    again = CostsBookmarks.from_state({"synced_until": state})
+    assert again.to_state() == state
+    assert again.keep_only(["a"]) == 2
+    assert again.to_state() == {"2024-03-01": ["a"]}
+
+
+# -- reshaping ---------------------------------------------------------------------------
+
+
+def test_missing_optional_fields_become_nulls():
+    item = {
+        "start_timestamp": "2024-01-01T00:00:00Z",
+        "end_timestamp": "2024-01-02T00:00:00Z",
+        "credit_types": {"ct": {}},
+    }
+    assert cost_rows("cust", item) == [
+        {
+            "customer_id": "cust",
+            "start_timestamp": "2024-01-01T00:00:00Z",
+            "end_timestamp": "2024-01-02T00:00:00Z",
+            "credit_type_id": "ct",
+            "credit_type_name": None,
+            "cost": None,
+            "line_item_breakdown": None,
+        }
+    ]
+
+
+def reassemble(rows) -> dict[tuple[str, str], dict]:
+    """Rows back into the API's items, keyed by (customer, day)."""
+    items: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        item = items.setdefault(
+            (row["customer_id"], row["start_timestamp"]),
+            {
+                "start_timestamp": row["start_timestamp"],
+                "end_timestamp": row["end_timestamp"],
+                "credit_types": {},
+            },
+        )
+        entry = {
+            "name": row["credit_type_name"],
+            "cost": row["cost"],
+            "line_item_breakdown": row["line_item_breakdown"],
+        }
+        item["credit_types"][row["credit_type_id"]] = {
+            k: v for k, v in entry.items() if v is not None
+        }
+    return items
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """A backfill of 2024 for 24 customers (2 unsupported, 2 idle, 1 deleted)."""
+    from tests.fake_metronome import FakeMetronomeApp, FakeMetronomeServer
+
+    data = FakeData.generate(
+        customers=20, archived=4, unsupported_every=12, idle_every=10
+    )
+    data.deleted.add(data.customers[3]["id"])
+    with FakeMetronomeServer(FakeMetronomeApp(data)) as server:
+        run = run_tap(
+            tap_config(server, start_date=START, end_date=END),
+            tmp_path_factory.mktemp("full"),
+        )
+        requests = costs_requests(server.app)
+    assert run.returncode == 0, run.stderr
+    return data, run, requests
+
+
+def test_rows_reassemble_into_the_api_items_exactly(full_run):
+    data, run, _ = full_run
+    rows = run.records("customer_costs")
+    skipped = data.unsupported | data.deleted
+    expected = {
+        (cid, item["start_timestamp"]): item
+        for cid in data.all_customer_ids()
+        if cid not in skipped
+        for item in data.costs(cid, date(2024, 1, 1), date(2024, 12, 31))
+        if item["credit_types"]
+    }
+    assert reassemble(rows) == expected
+    assert len(by_key(rows)) == len(rows), "primary keys are unique"
+    costs = {r["cost"] for r in rows} | {
+        line["cost"] for r in rows for line in (r["line_item_breakdown"] or [])
+    }
+    assert set(EXACT_AMOUNTS) & costs, "exact amounts travelled as Decimal"
+    assert all(isinstance(c, int | Decimal) for c in costs if c is not None)
+    # Idle customers are synced (bookmarked) but have no rows.
+    assert not {r["customer_id"] for r in rows} & data.idle
+
+
+def test_skipped_customers_are_named_and_counted(full_run):
+    data, run, _ = full_run
+    for customer_id in data.unsupported:
+        assert (
+            f"Skipping customer {customer_id} in customer_costs: HTTP 400: Costs are not supported"
+            in run.stderr
+        )
+    (deleted,) = data.deleted
+    assert (
+        f"Skipping customer {deleted} in customer_costs: HTTP 404: Customer not found"
+        in run.stderr
+    )
+    assert "customer_costs: 21 customers synced, 3 skipped" in run.stderr
+    final = run.final_state["bookmarks"]["customer_costs"]["synced_until"]
+    assert sorted(final["2024-12-31"]) == sorted(
+        set(data.all_customer_ids()) - data.unsupported - data.deleted
+    )
+
+
+def test_backfill_requests_are_the_windows(full_run):
+    data, _, requests = full_run
+    windows = [
+        w.params() for w in day_windows(date(2024, 1, 1), date(2024, 12, 31), 100)
+    ]
+    expected = []
+    for cid in data.all_customer_ids():
+        for window in windows:
+            expected.append((cid, window["starting_on"], window["ending_before"]))
+            if cid in data.unsupported | data.deleted:
+                break  # the first answer skips the customer
+    assert requests == expected
+
+
+def test_state_messages_are_bounded_and_cover_written_records(full_run):
+    _, run, _ = full_run
+    states = [m for m in run.messages if m["type"] == "STATE"]
+    assert len(states) <= STATE_WRITES_PER_SYNC + 6
+    # Every customer named in a STATE message already had all its rows written.
+    written: set[str] = set()
+    rows_by_customer: dict[str, int] = {}
+    for row in run.records("customer_costs"):
+        rows_by_customer[row["customer_id"]] = (
+            rows_by_customer.get(row["customer_id"], 0) + 1
+        )
+    seen_rows: dict[str, int] = {}
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == "customer_costs":
+            cid = message["record"]["customer_id"]
+            seen_rows[cid] = seen_rows.get(cid, 0) + 1
+        if message["type"] == "STATE":
+            synced = (
+                message["value"]["bookmarks"]
+                .get("customer_costs", {})
+                .get("synced_until", {})
+            )
+            for customer_ids in synced.values():
+                for cid in customer_ids:
+                    assert seen_rows.get(cid, 0) == rows_by_customer.get(cid, 0)
+                    written.add(cid)
+    assert written
+
+
+# -- incremental -------------------------------------------------------------------------
+
+
+def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
+    fake_api, tmp_path
+):
+    data = FakeData.generate(customers=8, archived=2)
+    server = fake_api(data)
+    config = tap_config(server, start_date=START, end_date=END, lookback_days=LOOKBACK)
+    (tmp_path / "1").mkdir()
+    first = run_tap(config, tmp_path / "1")
+    assert first.returncode == 0, first.stderr
+    assert len(costs_requests(server.app)) == 10 * 4
+
+    end = date(2024, 12, 31)
+    data.revise_costs(since=end - timedelta(days=10))
+    server.app.reset_requests()
+    (tmp_path / "2").mkdir()
+    second = run_tap(config, tmp_path / "2", state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    since = (end - timedelta(days=LOOKBACK)).isoformat() + "T00:00:00Z"
+    assert sorted(costs_requests(server.app)) == sorted(
+        (cid, since, "2024-12-31T00:00:00Z") for cid in data.all_customer_ids()
+    )
+    # A daily run: one costs request per customer plus the listings.
+    assert server.app.count() == 10 + 2 + 1 + 4
+
+    rows = second.records("customer_costs")
+    assert {r["start_timestamp"] for r in rows} <= {
+        f"{(end - timedelta(days=d)).isoformat()}T00:00:00Z"
+        for d in range(1, LOOKBACK + 1)
+    }
+    expected = {
+        (cid, item["start_timestamp"]): item
+        for cid in data.all_customer_ids()
+        for item in data.costs(cid, end - timedelta(days=LOOKBACK), end)
+        if item["credit_types"]
+    }
+    assert reassemble(rows) == expected
+    # The revised days really changed, and the second run carries the new values.
+    before = by_key(first.records("customer_costs"))
+    after = by_key(rows)
+    changed = [k for k in after if k in before and after[k] != before[k]]
+    assert changed
+    assert (
+        second.final_state["bookmarks"]["customer_costs"]["synced_until"]
+        == (first.final_state["bookmarks"]["customer_costs"]["synced_until"])
+    )
+
+
+def test_idle_customer_bookmark_advances(fake_api, tmp_path):
+    data = FakeData.generate(customers=3, archived=0, idle_every=3)
+    server = fake_api(data)
+    run = run_tap(tap_config(server, start_date=START, end_date=END), tmp_path)
+    (idle,) = data.idle
+    synced = run.final_state["bookmarks"]["customer_costs"]["synced_until"]
+    assert idle in synced["2024-12-31"]
+    assert not [r for r in run.records("customer_costs") if r["customer_id"] == idle]
+
+
+def test_new_customer_is_backfilled_from_start_date(fake_api, tmp_path):
+    data = FakeData.generate(customers=5, archived=0)
+    server = fake_api(data)
+    config = tap_config(server, start_date=START, end_date=END)
+    (tmp_path / "1").mkdir()
+    first = run_tap(config, tmp_path / "1")
+    (new_id,) = data.add_customers(1)
+    server.app.reset_requests()
+    (tmp_path / "2").mkdir()
+    second = run_tap(config, tmp_path / "2", state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    requests = costs_requests(server.app)
+    new_requests = [r for r in requests if r[0] == new_id]
+    assert [r[1] for r in new_requests] == [
+        w.params()["starting_on"]
+        for w in day_windows(date(2024, 1, 1), date(2024, 12, 31), 100)
+    ]
+    assert len(requests) == 5 + 4
+    assert (
+        new_id
+        in second.final_state["bookmarks"]["customer_costs"]["synced_until"][
+            "2024-12-31"
+        ]
+    )
+
+
+def test_customer_ids_restrict_the_sync_without_listing(fake_api, tmp_path):
+    data = FakeData.generate(customers=6, archived=0)
+    server = fake_api(data)
+    chosen = [data.customers[1]["id"], data.customers[4]["id"]]
+    catalog_run = run_tap(
+        tap_config(
+            server, start_date=START, end_date="2024-01-31", customer_ids=chosen
+        ),
+        tmp_path,
+    )
+    assert catalog_run.returncode == 0, catalog_run.stderr
+    assert {r["customer_id"] for r in catalog_run.records("customer_costs")} == set(
+        chosen
+    )
+    assert {r[0] for r in costs_requests(server.app)} == set(chosen)
+
+
+def test_other_client_errors_stop_the_run_with_one_line(fake_api, tmp_path):
+    data = FakeData.generate(customers=4, archived=0)
+    data.forced_status[data.customers[2]["id"]] = 422
+    server = fake_api(data)
+    run = run_tap(tap_config(server, start_date=START, end_date="2024-02-01"), tmp_path)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert (
+        f"Metronome API error 422 on GET /v1/customers/{data.customers[2]['id']}/costs"
+        in last
+    )
+    assert "Forced error" in last
+    # What was emitted before the error is valid Singer and its state is usable.
+    assert run.records("customer_costs")
+
+
+# -- resume --------------------------------------------------------------------------------
+
+
+def run_until_state(config: dict, tmp_path, stop_after_states: int) -> list[dict]:
+    """Run the tap and SIGKILL it once it has written `stop_after_states` costs STATEs."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tap_metronome",
+            "--config",
+            str(tmp_path / "config.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    messages: list[dict] = []
+    costs_states = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        message = _DECODER.decode(line)
+        messages.append(message)
+        if message["type"] == "STATE" and "synced_until" in message["value"][
+            "bookmarks"
+        ].get("customer_costs", {}):
+            costs_states += 1
+            if costs_states == stop_after_states:
+                proc.kill()
+                break
+    proc.wait(timeout=30)
+    return messages
+
+
+def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
+    data = FakeData.generate(customers=40, archived=0)
+    server = fake_api(data)
+    config = tap_config(server, start_date=START, end_date=END)
+    (tmp_path / "clean").mkdir()
+    clean = run_tap(config, tmp_path / "clean")
+    assert clean.returncode == 0
+
+    server.app.reset_requests()
+    (tmp_path / "killed").mkdir()
+    partial = run_until_state(config, tmp_path / "killed", stop_after_states=5)
+    last_state = next(m["value"] for m in reversed(partial) if m["type"] == "STATE")
+    done = CostsBookmarks.from_state(last_state["bookmarks"]["customer_costs"])
+    assert 0 < len(done) < 40
+    first_requests = set(costs_requests(server.app))
+
+    server.app.reset_requests()
+    (tmp_path / "resumed").mkdir()
+    resumed = run_tap(config, tmp_path / "resumed", state=last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    second_requests = costs_requests(server.app)
+    refetched = [r for r in second_requests if r in first_requests]
+    lookback_start = (
+        date(2024, 12, 31) - timedelta(days=35)
+    ).isoformat() + "T00:00:00Z"
+    for customer_id, starting_on, _ in refetched:
+        # Only the lookback of completed customers is read again.
+        assert done.get(customer_id) == date(2024, 12, 31)
+        assert starting_on == lookback_start
+    for customer_id, starting_on, _ in second_requests:
+        if done.get(customer_id) is None:
+            assert customer_id not in {r[0] for r in refetched}
+
+    union = by_key(
+        [
+            m["record"]
+            for m in partial
+            if m["type"] == "RECORD" and m["stream"] == "customer_costs"
+        ]
+        + resumed.records("customer_costs")
+    )
+    assert union == by_key(clean.records("customer_costs"))
+    assert (
+        resumed.final_state["bookmarks"]["customer_costs"]["synced_until"]
+        == (clean.final_state["bookmarks"]["customer_costs"]["synced_until"])
+    )
+
+
+# -- state size --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_state_stays_small_at_ten_thousand_customers(fake_api, tmp_path):
+    """Final state <= 1.5 MB and all STATE messages of a sync <= 15 MB."""
+    data = FakeData.generate(customers=9_000, archived=1_000, plans=1)
+    server = fake_api(data)
+    # One day per customer keeps the run short; state size does not depend on days.
+    config = tap_config(server, start_date="2024-06-01", end_date="2024-06-02")
+    (tmp_path / "1").mkdir()
+    first = run_tap(config, tmp_path / "1", timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (tmp_path / "2").mkdir()
+    second = run_tap(config, tmp_path / "2", state=first.final_state, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    for run in (first, second):
+        state_lines = [
+            line
+            for line in run.stdout.splitlines()
+            if line.startswith('{"type":"STATE"')
+        ]
+        final_bytes = len(state_lines[-1].encode())
+        total_bytes = sum(len(line.encode()) for line in state_lines)
+        print(
+            f"STATE messages: {len(state_lines)}, final {final_bytes} B, total {total_bytes} B"
+        )
+        assert final_bytes <= 1_500_000
+        assert total_bytes <= 15_000_000
+        synced = run.final_state["bookmarks"]["customer_costs"]["synced_until"]
+        assert len(synced["2024-06-02"]) == 10_000
+    # Request economy: listings + one costs request per customer, in both runs.
+    assert server.app.count(lambda p: p.endswith("/costs")) == 2 * 10_000
