@@ -104,10 +104,11 @@ def fake_api() -> Iterator[Any]:
 
 
 def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
-    """A valid config pointing at a fake server."""
+    """A valid config pointing at a fake server (a short costs range by default)."""
     return {
         "auth_token": TOKEN,
         "api_url": server.url,
-        "start_date": "2024-01-01",
+        "start_date": "2024-06-01",
+        "end_date": "2024-06-08",
         **overrides,
     }

@@ -21,7 +21,8 @@ PORT = _free_port()
 CONFIG = {
     "auth_token": TOKEN,
     "api_url": f"http://127.0.0.1:{PORT}",
-    "start_date": "2024-01-01",
+    "start_date": "2024-06-01",
+    "end_date": "2024-06-15",
 }
 
 _StandardTests = get_tap_test_class(

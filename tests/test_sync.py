@@ -13,7 +13,7 @@ from tap_metronome.streams import schema_dir
 from tests.conftest import run_tap, tap_config
 from tests.fake_metronome import EXACT_AMOUNTS, FakeData
 
-STREAMS = ("customers", "plans", "plan_charges")
+STREAMS = ("customers", "plans", "plan_charges", "customer_costs")
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_schema_messages_match_the_shipped_schemas(synced):
 def test_request_count_is_the_minimum(synced):
     _, _, requests = synced
     # customers: 3 pages + 1 empty page (active), 1 page (archived);
-    # plans: 1 page; charges: 1 page per plan.
-    assert requests == 4 + 1 + 1 + 7
+    # plans: 1 page; charges: 1 page per plan; costs: one 7-day window per customer.
+    assert requests == 4 + 1 + 1 + 7 + 270
 
 
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
