@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 import requests
+from pyrate_limiter import Limiter, Rate
 
 LOGGER = logging.getLogger("tap_metronome")
 
@@ -80,6 +81,24 @@ class RetryPolicy:
     max_total_wait: float = 600.0
 
 
+class Pacer:
+    """One request budget for the whole run, retries included.
+
+    Requests are spaced evenly at `1 / max_requests_per_second` (a bucket of
+    one token) rather than sent in bursts, because Metronome's limits are
+    account-wide and a burst at a window edge is what draws a 429.
+    """
+
+    def __init__(self, max_requests_per_second: float) -> None:
+        self.rate = max_requests_per_second
+        interval_ms = max(1, round(1000 / max_requests_per_second))
+        self._limiter = Limiter(Rate(1, interval_ms), buffer_ms=0)
+
+    def wait(self) -> None:
+        """Block until the next request may be sent."""
+        self._limiter.try_acquire("metronome")
+
+
 def retry_after_seconds(
     headers: requests.structures.CaseInsensitiveDict,
 ) -> float | None:
@@ -128,6 +147,7 @@ class MetronomeClient:
         timeout: float,
         user_agent: str,
         retry: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
         sleep: Any = time.sleep,
     ) -> None:
@@ -136,6 +156,7 @@ class MetronomeClient:
         self.timeout = timeout
         self.user_agent = user_agent
         self.retry = retry or RetryPolicy()
+        self.pacer = pacer
         self.logger = logger or LOGGER
         self._sleep = sleep
         self._local = threading.local()
@@ -206,6 +227,8 @@ class MetronomeClient:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
     def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
+        if self.pacer is not None:
+            self.pacer.wait()
         with self._lock:
             self.requests_sent += 1
         try:

@@ -10,6 +10,7 @@ import ipaddress
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -118,12 +119,19 @@ def check_settings(
             "clear text); http is allowed only for loopback hosts"
         )
 
-    for key in ("request_timeout",):
+    for key in (
+        "request_timeout",
+        "max_requests_per_second",
+        "max_retry_seconds",
+        "retry_backoff_seconds",
+    ):
         value = config.get(key)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            isinstance(value, bool)
+            or not isinstance(value, int | float | Decimal)
+            or value <= 0
         ):
-            errors.append(f"{key}: {value!r} must be a positive number")
+            errors.append(f"{key}: {value} must be a positive number")
     lookback = config.get("lookback_days")
     if lookback is not None and (
         isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1

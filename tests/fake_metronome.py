@@ -18,13 +18,15 @@ import argparse
 import base64
 import hashlib
 import random
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from werkzeug.exceptions import HTTPException, NotFound
@@ -303,6 +305,63 @@ def _json_response(body: Any, status: int = 200) -> Response:
     return Response(_ENCODER.encode(body), status=status, mimetype="application/json")
 
 
+#: The faults the fake can inject, each drawn with its own rate per request.
+FAULTS = (
+    "429_retry_after",  # 429 with Retry-After (seconds) and retry-after-ms
+    "429_bare",  # 429 without any retry hint
+    "500",
+    "502",
+    "503",
+    "reset",  # headers and half the body, then the connection is closed
+    "slow",  # the answer comes after `slow_seconds` (beyond request_timeout)
+    "truncated",  # 200 with half a JSON body (Content-Length matches)
+)
+
+
+@dataclass
+class Faults:
+    """Per-request fault rates; deterministic for a given seed and request order."""
+
+    rates: dict[str, float] = field(default_factory=dict)
+    seed: int = 7
+    retry_after: str = "0"
+    slow_seconds: float = 0.5
+    #: Only requests whose path contains this are faulted (None: all).
+    only_path: str | None = None
+    #: Faults start after this many requests (matching `only_path`) were served.
+    start_after: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.rates) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults: {sorted(unknown)}")
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+        self.injected: dict[str, int] = dict.fromkeys(FAULTS, 0)
+        self._seen = 0
+
+    @classmethod
+    def evenly(cls, total: float, **options: Any) -> Faults:
+        """Spread a total fault rate evenly over every kind of fault."""
+        return cls(dict.fromkeys(FAULTS, total / len(FAULTS)), **options)
+
+    def draw(self, path: str) -> str | None:
+        """The fault for this request, if any."""
+        if self.only_path is not None and self.only_path not in path:
+            return None
+        with self._lock:
+            self._seen += 1
+            if self._seen <= self.start_after:
+                return None
+            roll = self._rng.random()
+            for name, rate in self.rates.items():
+                if roll < rate:
+                    self.injected[name] += 1
+                    return name
+                roll -= rate
+        return None
+
+
 class FakeMetronomeApp:
     """The WSGI application; thread-safe, so the server may be threaded."""
 
@@ -312,9 +371,14 @@ class FakeMetronomeApp:
         *,
         token: str = TOKEN,
         empty_page_every: int = 3,
+        faults: Faults | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.data = data
         self.token = token
+        self.faults = faults or Faults()
+        #: Seconds added to every answer, to model network and server time.
+        self.latency = latency
         #: Every Nth page position of a listing first answers an empty page with a
         #: cursor (0 disables), as the real API sometimes does.
         self.empty_page_every = empty_page_every
@@ -347,8 +411,14 @@ class FakeMetronomeApp:
         request = Request(environ)
         with self.lock:
             self.requests.append((request.path, dict(request.args)))
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self.faults.draw(request.path)
         try:
-            response = self.dispatch(request)
+            if fault is not None and fault not in {"reset", "slow", "truncated"}:
+                response = self._fault_response(fault)
+            else:
+                response = self.dispatch(request)
         except HTTPException as exc:
             response = (
                 exc.get_response()
@@ -357,7 +427,46 @@ class FakeMetronomeApp:
                     {"message": exc.description}, status=exc.code or 500
                 )
             )
+        if fault == "slow":
+            time.sleep(self.faults.slow_seconds)
+        elif fault == "truncated":
+            body = response.get_data()
+            response.set_data(body[: len(body) // 2])
+        elif fault == "reset":
+            return self._reset_mid_body(environ, response)
         return response(environ, start_response)
+
+    def _fault_response(self, fault: str) -> Response:
+        if fault == "429_retry_after":
+            response = _json_response({"message": "Too many requests"}, status=429)
+            response.headers["Retry-After"] = self.faults.retry_after
+            response.headers["retry-after-ms"] = str(
+                int(float(self.faults.retry_after) * 1000)
+            )
+            response.headers["X-Metronome-Rate-Limit-Type"] = "client"
+            return response
+        if fault == "429_bare":
+            response = _json_response({"message": "Too many requests"}, status=429)
+            response.headers["X-Metronome-Rate-Limit-Type"] = "customer"
+            return response
+        return _json_response({"message": "Internal server error"}, status=int(fault))
+
+    @staticmethod
+    def _reset_mid_body(environ: dict[str, Any], response: Response) -> NoReturn:
+        """Send headers and half the body, then close the connection."""
+        body = response.get_data()
+        sock: socket.socket = environ["werkzeug.socket"]
+        head = (
+            f"HTTP/1.1 {response.status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        try:
+            sock.sendall(head + body[: len(body) // 2])
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        # werkzeug treats a ConnectionError as a dropped connection: no log, no reply.
+        raise ConnectionResetError("fault injected: connection reset mid-body")
 
     def dispatch(self, request: Request) -> Response:
         """Authenticate, route and answer one request."""
@@ -550,6 +659,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plans", type=int, default=4)
     parser.add_argument("--charges-per-plan", type=int, default=3)
     parser.add_argument("--port-file", help="write the chosen port here once listening")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     args = parser.parse_args(argv)
     data = FakeData.generate(
         customers=args.customers,
@@ -557,7 +667,9 @@ def main(argv: list[str] | None = None) -> None:
         plans=args.plans,
         charges_per_plan=args.charges_per_plan,
     )
-    server = FakeMetronomeServer(FakeMetronomeApp(data), port=args.port)
+    server = FakeMetronomeServer(
+        FakeMetronomeApp(data, latency=args.latency), port=args.port
+    )
     server.start()
     if args.port_file:
         with open(args.port_file, "w", encoding="utf-8") as handle:

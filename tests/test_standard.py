@@ -23,6 +23,7 @@ CONFIG = {
     "api_url": f"http://127.0.0.1:{PORT}",
     "start_date": "2024-06-01",
     "end_date": "2024-06-15",
+    "max_requests_per_second": 1000,
 }
 
 _StandardTests = get_tap_test_class(

@@ -1,0 +1,162 @@
+"""The HTTP client: what it retries, how long it waits, what it never retries."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+
+import pytest
+import requests
+import responses
+from requests.structures import CaseInsensitiveDict
+
+from tap_metronome.client import (
+    MetronomeAPIError,
+    MetronomeAuthError,
+    MetronomeClient,
+    Pacer,
+    RetriesExhaustedError,
+    RetryPolicy,
+    retry_after_seconds,
+)
+
+API = "https://api.metronome.test"
+URL = f"{API}/v1/plans"
+PAGE = {"data": [], "next_page": None}
+
+
+def make_client(sleeps: list[float], **policy) -> MetronomeClient:
+    return MetronomeClient(
+        api_url=API,
+        auth_token="tok",
+        timeout=5,
+        user_agent="test",
+        retry=RetryPolicy(**{"max_retries": 5, "backoff_base": 1.0, **policy}),
+        sleep=sleeps.append,
+    )
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds(CaseInsensitiveDict({"Retry-After": "7"})) == 7
+    assert retry_after_seconds(CaseInsensitiveDict({"retry-after-ms": "250"})) == 0.25
+    assert (
+        retry_after_seconds(
+            CaseInsensitiveDict({"Retry-After": "9", "retry-after-ms": "1500"})
+        )
+        == 1.5
+    )
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= retry_after_seconds(CaseInsensitiveDict({"Retry-After": future})) <= 30
+    assert retry_after_seconds(CaseInsensitiveDict({"Retry-After": "soon"})) is None
+    assert retry_after_seconds(CaseInsensitiveDict()) is None
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_retryable_statuses_then_success(status):
+    responses.get(URL, status=status, json={"message": "x"})
+    responses.get(URL, json=PAGE)
+    sleeps: list[float] = []
+    assert make_client(sleeps).get("/v1/plans", {}, stream="plans") == PAGE
+    assert len(sleeps) == 1
+
+
+@responses.activate
+def test_retry_after_is_honoured_and_rate_limit_type_logged(caplog):
+    responses.get(
+        URL,
+        status=429,
+        json={"message": "slow down"},
+        headers={"Retry-After": "3", "X-Metronome-Rate-Limit-Type": "customer"},
+    )
+    responses.get(URL, json=PAGE)
+    sleeps: list[float] = []
+    with caplog.at_level(logging.WARNING):
+        make_client(sleeps).get("/v1/plans", {}, stream="plans")
+    assert sleeps == [3.0]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == (
+        "Retrying stream plans: HTTP 429 rate limited (X-Metronome-Rate-Limit-Type: "
+        "customer) on GET /v1/plans, attempt 1 of 6, waiting 3.00s"
+    )
+
+
+@responses.activate
+def test_backoff_is_exponential_with_jitter_and_bounded_by_max_retries():
+    for _ in range(6):
+        responses.get(URL, status=503)
+    sleeps: list[float] = []
+    with pytest.raises(
+        RetriesExhaustedError, match=r"failed after 6 attempts; last error: HTTP 503"
+    ):
+        make_client(sleeps).get("/v1/plans", {}, stream="plans")
+    assert len(sleeps) == 5
+    for attempt, wait in enumerate(sleeps, start=1):
+        ceiling = 2 ** (attempt - 1)
+        assert ceiling / 2 <= wait <= ceiling
+
+
+@responses.activate
+def test_total_wait_of_one_request_is_bounded():
+    for _ in range(3):
+        responses.get(URL, status=429, headers={"Retry-After": "40"})
+    sleeps: list[float] = []
+    with pytest.raises(RetriesExhaustedError, match="would exceed 60s of retries"):
+        make_client(sleeps, max_total_wait=60).get("/v1/plans", {}, stream="plans")
+    assert sleeps == [40.0]
+
+
+@responses.activate
+def test_connection_errors_timeouts_and_truncated_bodies_are_retried():
+    responses.get(URL, body=requests.ConnectionError("reset"))
+    responses.get(URL, body=requests.ReadTimeout("slow"))
+    responses.get(URL, body=b'{"data": [{"id": ', content_type="application/json")
+    responses.get(URL, json=PAGE)
+    sleeps: list[float] = []
+    assert make_client(sleeps).get("/v1/plans", {}, stream="plans") == PAGE
+    assert len(sleeps) == 3
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors_are_not_retried(status):
+    responses.get(URL, status=status, json={"message": "Unauthorized"})
+    sleeps: list[float] = []
+    with pytest.raises(MetronomeAuthError) as info:
+        make_client(sleeps).get("/v1/plans", {}, stream="plans")
+    assert sleeps == []
+    assert str(info.value) == (
+        f"Metronome rejected the auth_token setting (HTTP {status}) on GET /v1/plans; "
+        "check auth_token / TAP_METRONOME_AUTH_TOKEN."
+    )
+
+
+@responses.activate
+def test_other_client_errors_carry_endpoint_status_and_message():
+    responses.get(URL, status=422, json={"message": "starting_on is malformed"})
+    with pytest.raises(MetronomeAPIError) as info:
+        make_client([]).get("/v1/plans", {}, stream="plans")
+    assert str(info.value) == (
+        "Metronome API error 422 on GET /v1/plans (stream plans): starting_on is malformed"
+    )
+
+
+@responses.activate
+def test_token_only_in_the_authorization_header():
+    responses.get(URL, json=PAGE)
+    client = make_client([])
+    client.get("/v1/plans", {"limit": 1}, stream="plans")
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"] == "Bearer tok"
+    assert "tok" not in sent.url
+    assert "tok" not in repr(client)
+
+
+def test_pacer_spaces_requests_evenly():
+    pacer = Pacer(50)
+    started = time.monotonic()
+    for _ in range(11):
+        pacer.wait()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 10 * 0.02 * 0.8  # ten gaps of 20 ms, allowing timer slack
