@@ -41,6 +41,13 @@ def test_good_config_has_no_errors():
         ({"request_timeout": 0}, "request_timeout"),
         ({"request_timeout": -1}, "request_timeout"),
         ({"max_retries": -1}, "max_retries"),
+        ({"max_requests_per_second": 0}, "max_requests_per_second"),
+        ({"max_requests_per_second": -2.5}, "max_requests_per_second"),
+        ({"max_retry_seconds": 0}, "max_retry_seconds"),
+        ({"lookback_days": 0}, "lookback_days"),
+        ({"customer_ids": "9371e33b-56af-4463-a952-fa67b19acf8c"}, "customer_ids"),
+        ({"customer_ids": ["not-a-uuid"]}, "customer_ids"),
+        ({"customer_ids": [123]}, "customer_ids"),
     ],
 )
 def test_each_bad_setting_is_named(override, setting):
