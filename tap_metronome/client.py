@@ -62,6 +62,10 @@ class RetriesExhaustedError(MetronomeError):
     """Transient failures outlasted `max_retries` or the per-request wait bound."""
 
 
+class CancelledError(MetronomeError):
+    """The run is stopping; in-flight work should end without more requests."""
+
+
 class _Retryable(Exception):  # noqa: N818 - internal control flow, not an error type
     """A transient failure of one attempt, with the wait the server asked for."""
 
@@ -149,7 +153,7 @@ class MetronomeClient:
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
-        sleep: Any = time.sleep,
+        sleep: Any = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._auth_header = f"Bearer {auth_token}"
@@ -158,7 +162,9 @@ class MetronomeClient:
         self.retry = retry or RetryPolicy()
         self.pacer = pacer
         self.logger = logger or LOGGER
-        self._sleep = sleep
+        self._cancelled = threading.Event()
+        #: Waits between retries end early when the run is cancelled.
+        self._sleep = sleep or self._cancelled.wait
         self._local = threading.local()
         self._lock = threading.Lock()
         self.requests_sent = 0
@@ -166,6 +172,10 @@ class MetronomeClient:
 
     def __repr__(self) -> str:
         return f"MetronomeClient(api_url={self.api_url!r})"
+
+    def cancel(self) -> None:
+        """Stop every thread's retries and further requests (the run is ending)."""
+        self._cancelled.set()
 
     @property
     def _session(self) -> requests.Session:
@@ -205,6 +215,9 @@ class MetronomeClient:
                         f" last error: {exc.reason}"
                     )
                     raise RetriesExhaustedError(msg) from None
+                if self._cancelled.is_set():
+                    msg = f"GET {path} (stream {stream}) cancelled"
+                    raise CancelledError(msg) from None
                 with self._lock:
                     self.retries += 1
                 self.logger.warning(
@@ -229,6 +242,8 @@ class MetronomeClient:
     def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
         if self.pacer is not None:
             self.pacer.wait()
+        if self._cancelled.is_set():
+            raise CancelledError(f"GET {path} (stream {stream}) cancelled")
         with self._lock:
             self.requests_sent += 1
         try:

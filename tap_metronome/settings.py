@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pendulum
 
 MAX_PAGE_SIZE = 100
+#: More threads than this only queue behind the pacer.
+MAX_CONCURRENCY = 64
 
 
 def parse_instant(value: str) -> datetime:
@@ -132,6 +134,15 @@ def check_settings(
             or value <= 0
         ):
             errors.append(f"{key}: {value} must be a positive number")
+    concurrency = config.get("max_concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        errors.append(
+            f"max_concurrency: {concurrency!r} must be an integer in 1..{MAX_CONCURRENCY}"
+        )
     lookback = config.get("lookback_days")
     if lookback is not None and (
         isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,6 +14,7 @@ from urllib.parse import quote
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.client import MetronomeAPIError
+from tap_metronome.concurrency import fan_out
 from tap_metronome.pagination import iter_pages
 from tap_metronome.windows import (
     SYNCED_UNTIL,
@@ -122,27 +125,33 @@ class PlanChargesStream(MetronomeStream):
     primary_keys: ClassVar[list[str]] = ["plan_id", "id"]
     replication_key = None
 
-    def charges_of(self, plan_id: str) -> list[dict[str, Any]]:
-        """All charges of one plan, each carrying `plan_id`."""
+    def charges_of(self, plan_id: str) -> list[dict[str, Any]] | MetronomeAPIError:
+        """All charges of one plan, each carrying `plan_id`; a 404 is returned."""
         path = f"/v1/planDetails/{quote(plan_id, safe='')}/charges"
-        return [{"plan_id": plan_id, **charge} for charge in self.list_all(path)]
+        try:
+            return [{"plan_id": plan_id, **charge} for charge in self.list_all(path)]
+        except MetronomeAPIError as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            return exc
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield the charges plan by plan; a plan deleted since listing is skipped."""
         skipped = 0
         plan_ids = self._tap.known_ids("plans", self.name)
-        for plan_id in plan_ids:
-            try:
-                charges = self.charges_of(plan_id)
-            except MetronomeAPIError as exc:
-                if exc.status != 404:
-                    raise
+        for plan_id, charges in fan_out(
+            plan_ids,
+            self.charges_of,
+            max_workers=self._tap.max_concurrency,
+            on_abort=self._tap.client.cancel,
+        ):
+            if isinstance(charges, MetronomeAPIError):
                 skipped += 1
                 self.logger.warning(
                     "Skipping plan %s: its charges answered 404 (%s); "
                     "it was probably deleted after the plans listing",
                     plan_id,
-                    exc.api_message,
+                    charges.api_message,
                 )
                 continue
             yield from charges
@@ -154,7 +163,17 @@ class PlanChargesStream(MetronomeStream):
 #: Costs statuses that concern one customer only: 400 for a plan with a UNIQUE-type
 #: billable metric (unsupported by the endpoint), 404 for a customer deleted since
 #: the listing. Any other 4xx means the request itself is wrong and stops the run.
-SKIPPABLE_COSTS_STATUSES = frozenset({400, 404})
+SKIPPABLE_COSTS_STATUSES = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND})
+
+
+@dataclass
+class CustomerCosts:
+    """What one customer's fetch produced: windows in order, and why it stopped."""
+
+    customer_id: str
+    windows: list[tuple[Window, list[dict[str, Any]]]] = field(default_factory=list)
+    error: MetronomeAPIError | None = None
+
 
 #: STATE messages per customer_costs sync, so total STATE bytes grow linearly with
 #: customers (the SDK's default of one full state per partition is quadratic).
@@ -217,6 +236,25 @@ class CustomerCostsStream(MetronomeStream):
         path = f"/v1/customers/{quote(customer_id, safe='')}/costs"
         return list(self.list_all(path, window.params()))
 
+    def fetch_customer(self, job: tuple[str, list[Window]]) -> CustomerCosts:
+        """Fetch one customer's windows in order (runs on a worker thread).
+
+        A 400/404 ends the customer but keeps the windows already fetched, so
+        the result is the same whatever the concurrency.
+        """
+        customer_id, windows = job
+        result = CustomerCosts(customer_id)
+        for window in windows:
+            try:
+                items = self.costs_in(customer_id, window)
+            except MetronomeAPIError as exc:
+                if exc.status not in SKIPPABLE_COSTS_STATUSES:
+                    raise
+                result.error = exc
+                break
+            result.windows.append((window, items))
+        return result
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield cost rows customer by customer, advancing each bookmark per window."""
         self._start = floor_day(self.config["start_date"])
@@ -233,28 +271,34 @@ class CustomerCostsStream(MetronomeStream):
                 )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
         skipped: dict[str, str] = {}
-        idle_days = rows = requests_before = 0
+        idle_days = rows = 0
         requests_before = self._tap.client.requests_sent
-        for done, customer_id in enumerate(customer_ids, start=1):
-            try:
-                for window in self.windows_of(customer_id, bookmarks):
-                    items = self.costs_in(customer_id, window)
-                    for item in items:
-                        item_rows = cost_rows(customer_id, item)
-                        if not item_rows:
-                            idle_days += 1
-                        rows += len(item_rows)
-                        yield from item_rows
-                    bookmarks.advance(customer_id, window.end)
-            except MetronomeAPIError as exc:
-                if exc.status not in SKIPPABLE_COSTS_STATUSES:
-                    raise
-                skipped[customer_id] = f"{exc.status} {exc.api_message}"
+        jobs = ((cid, self.windows_of(cid, bookmarks)) for cid in customer_ids)
+        for done, (_, result) in enumerate(
+            fan_out(
+                jobs,
+                self.fetch_customer,
+                max_workers=self._tap.max_concurrency,
+                on_abort=self._tap.client.cancel,
+            ),
+            start=1,
+        ):
+            # Records of a window are written before its bookmark moves.
+            for window, items in result.windows:
+                for item in items:
+                    item_rows = cost_rows(result.customer_id, item)
+                    if not item_rows:
+                        idle_days += 1
+                    rows += len(item_rows)
+                    yield from item_rows
+                bookmarks.advance(result.customer_id, window.end)
+            if result.error is not None:
+                skipped[result.customer_id] = result.error.api_message
                 self.logger.warning(
                     "Skipping customer %s in customer_costs: HTTP %d: %s",
-                    customer_id,
-                    exc.status,
-                    exc.api_message,
+                    result.customer_id,
+                    result.error.status,
+                    result.error.api_message,
                 )
             if done % flush_every == 0:
                 self.write_bookmarks(bookmarks)

@@ -116,6 +116,17 @@ class TapMetronome(Tap):
             ),
         ),
         th.Property(
+            "max_concurrency",
+            th.IntegerType,
+            default=8,
+            title="Max concurrency",
+            description=(
+                "Requests in flight at once across customers (customer_costs) and "
+                "plans (plan_charges), all within max_requests_per_second; 1 is "
+                "sequential."
+            ),
+        ),
+        th.Property(
             "include_archived_customers",
             th.BooleanType,
             default=True,
@@ -161,6 +172,11 @@ class TapMetronome(Tap):
                     errors=errors,
                     schema=self.config_jsonschema,
                 )
+
+    @property
+    def max_concurrency(self) -> int:
+        """Worker threads for partitioned streams."""
+        return int(self.config.get("max_concurrency", 8))
 
     @property
     def client(self) -> MetronomeClient:
