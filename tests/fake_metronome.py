@@ -373,12 +373,19 @@ class FakeMetronomeApp:
         empty_page_every: int = 3,
         faults: Faults | None = None,
         latency: float = 0.0,
+        rate_limit: float | None = None,
     ) -> None:
         self.data = data
         self.token = token
         self.faults = faults or Faults()
         #: Seconds added to every answer, to model network and server time.
         self.latency = latency
+        #: Server-side limit in requests/second (a token bucket holding one second
+        #: of requests); beyond it the answer is 429 with Retry-After.
+        self.rate_limit = rate_limit
+        self._tokens = rate_limit or 0.0
+        self._refilled = time.monotonic()
+        self.rate_limited = 0
         #: Every Nth page position of a listing first answers an empty page with a
         #: cursor (0 disables), as the real API sometimes does.
         self.empty_page_every = empty_page_every
@@ -411,6 +418,8 @@ class FakeMetronomeApp:
         request = Request(environ)
         with self.lock:
             self.requests.append((request.path, dict(request.args)))
+        if self.rate_limit is not None and not self._take_token():
+            return self._too_many_requests()(environ, start_response)
         if self.latency:
             time.sleep(self.latency)
         fault = self.faults.draw(request.path)
@@ -435,6 +444,29 @@ class FakeMetronomeApp:
         elif fault == "reset":
             return self._reset_mid_body(environ, response)
         return response(environ, start_response)
+
+    def _take_token(self) -> bool:
+        assert self.rate_limit is not None
+        with self.lock:
+            now = time.monotonic()
+            self._tokens = min(
+                self.rate_limit, self._tokens + (now - self._refilled) * self.rate_limit
+            )
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self.rate_limited += 1
+            return False
+
+    def _too_many_requests(self) -> Response:
+        assert self.rate_limit is not None
+        response = _json_response({"message": "Too many requests"}, status=429)
+        wait_ms = max(1, int(1000 / self.rate_limit))
+        response.headers["Retry-After"] = "1"
+        response.headers["retry-after-ms"] = str(wait_ms)
+        response.headers["X-Metronome-Rate-Limit-Type"] = "client"
+        return response
 
     def _fault_response(self, fault: str) -> Response:
         if fault == "429_retry_after":

@@ -1,0 +1,226 @@
+"""Benchmark: a customer_costs backfill against the fake API, with a floor to beat.
+
+Starts the fake Metronome API with a chosen per-request latency and server-side
+rate limit (429 with Retry-After beyond it), runs `tap-metronome` as a user
+would, and prints: requests, wall time, the floor
+max(requests / rate limit, requests x latency / concurrency), wall / floor, peak
+RSS of the tap process, cost records per CPU-second of the tap process, and
+STATE bytes. `--bare` runs the same pages through `bare_loop.py` (requests +
+json, no SDK) as the reference for tap-side overhead.
+
+Run by hand (not part of the test suite), from the repository root:
+
+    .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 \\
+        --latency 0.1 --concurrency 8 --compare-sequential
+    .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 \\
+        --rate-limit 10 --max-rps 10
+    .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 --bare
+    .venv/bin/python benchmarks/costs_backfill.py --rss 100,10000 --days 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fake_metronome import (  # noqa: E402
+    TOKEN,
+    FakeData,
+    FakeMetronomeApp,
+    FakeMetronomeServer,
+)
+
+END = date(2025, 1, 1)
+
+
+@dataclass
+class Result:
+    label: str
+    requests: int
+    rate_limited: int
+    wall: float
+    floor: float
+    peak_rss_mb: float
+    cpu: float
+    records: int
+    state_bytes: int
+    exit_code: int
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<34} exit={self.exit_code} requests={self.requests:>6} "
+            f"429s={self.rate_limited:>4} ({100 * self.rate_limited / max(self.requests, 1):.2f}%) "
+            f"wall={self.wall:7.1f}s floor={self.floor:7.1f}s wall/floor={self.wall / self.floor if self.floor else float('nan'):5.2f} "
+            f"req/s={self.requests / self.wall:6.1f} peakRSS={self.peak_rss_mb:6.1f}MB "
+            f"records={self.records:>8} rec/CPU-s={self.records / self.cpu if self.cpu else 0:8.0f} "
+            f"STATE={self.state_bytes:>9}B"
+        )
+
+
+def run_process(command: list[str], out_path: Path) -> tuple[int, float, float, float]:
+    """Run a command with stdout to a file; return exit, wall, peak RSS MB, CPU s."""
+    started = time.monotonic()
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    code = os.waitstatus_to_exitcode(status)
+    return code, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def bench(
+    *,
+    customers: int,
+    days: int,
+    latency: float,
+    rate_limit: float | None,
+    concurrency: int,
+    max_rps: float,
+    bare: bool = False,
+) -> Result:
+    data = FakeData.generate(customers=customers, archived=0, plans=0)
+    app = FakeMetronomeApp(
+        data, latency=latency, rate_limit=rate_limit, empty_page_every=0
+    )
+    start = END - timedelta(days=days)
+    with FakeMetronomeServer(app) as server, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.jsonl"
+        if bare:
+            command = [
+                sys.executable,
+                str(REPO / "benchmarks" / "bare_loop.py"),
+                "--api-url", server.url, "--token", TOKEN,
+                "--start", start.isoformat(), "--end", END.isoformat(),
+                "--concurrency", str(concurrency), "--rate", str(max_rps if rate_limit else 0),
+            ]  # fmt: skip
+        else:
+            config = Path(tmp) / "config.json"
+            config.write_text(
+                json.dumps(
+                    {
+                        "auth_token": TOKEN,
+                        "api_url": server.url,
+                        "start_date": start.isoformat(),
+                        "end_date": END.isoformat(),
+                        "max_concurrency": concurrency,
+                        "max_requests_per_second": max_rps,
+                    }
+                )
+            )
+            tap = Path(sys.executable).parent / "tap-metronome"
+            command = [str(tap), "--config", str(config)]
+        code, wall, rss, cpu = run_process(command, out)
+        records = state_bytes = 0
+        with out.open("rb") as lines:
+            for line in lines:
+                if bare or line.startswith(
+                    b'{"type":"RECORD","stream":"customer_costs"'
+                ):
+                    records += 1
+                elif line.startswith(b'{"type":"STATE"'):
+                    state_bytes += len(line)
+        requests = app.count()
+    floor = max(
+        requests / rate_limit if rate_limit else 0.0,
+        requests * latency / concurrency,
+    )
+    label = (
+        f"{'bare loop' if bare else 'tap'} c={concurrency} n={customers} d={days}"
+        f"{f' lat={latency * 1000:.0f}ms' if latency else ''}"
+        f"{f' limit={rate_limit:g}/s' if rate_limit else ''}"
+    )
+    return Result(
+        label,
+        requests,
+        app.rate_limited,
+        wall,
+        floor,
+        rss,
+        cpu,
+        records,
+        state_bytes,
+        code,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=float, default=None)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-rps", type=float, default=10_000)
+    parser.add_argument("--compare-sequential", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="also run the bare loop")
+    parser.add_argument("--rss", help="comma-separated customer counts for RSS growth")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+
+    if args.rss:
+        counts = [int(n) for n in args.rss.split(",")]
+        results = [
+            bench(customers=n, days=args.days, latency=0.0, rate_limit=None,
+                  concurrency=args.concurrency, max_rps=args.max_rps)
+            for n in counts
+        ]  # fmt: skip
+        for result in results:
+            print(result.line())
+        growth = results[-1].peak_rss_mb / results[0].peak_rss_mb - 1
+        print(
+            f"peak RSS growth {counts[0]} -> {counts[-1]} customers: {100 * growth:.1f}% (target < 25%)"
+        )
+        return
+
+    common = {
+        "customers": args.customers,
+        "days": args.days,
+        "latency": args.latency,
+        "rate_limit": args.rate_limit,
+        "max_rps": args.max_rps,
+    }
+    main_run = bench(concurrency=args.concurrency, **common)
+    print(main_run.line())
+    if args.rate_limit:
+        sustained = main_run.requests / main_run.wall
+        print(
+            f"sustained {sustained:.2f} req/s against a {args.rate_limit:g}/s limit "
+            f"(target >= {0.9 * args.rate_limit:g}); 429s "
+            f"{100 * main_run.rate_limited / main_run.requests:.2f}% (target < 1%)"
+        )
+    elif args.latency:
+        print(f"wall/floor = {main_run.wall / main_run.floor:.2f} (target <= 1.3)")
+    if args.compare_sequential:
+        sequential = bench(concurrency=1, **common)
+        print(sequential.line())
+        print(
+            f"speed-up c={args.concurrency} vs c=1: "
+            f"{sequential.wall / main_run.wall:.1f}x (target >= 5x)"
+        )
+    if args.bare:
+        bare = bench(concurrency=args.concurrency, bare=True, **common)
+        print(bare.line())
+        tap_rate = main_run.records / main_run.cpu
+        bare_rate = bare.records / bare.cpu
+        print(
+            f"cost records per CPU-second: tap {tap_rate:.0f}, bare loop {bare_rate:.0f}, "
+            f"ratio {tap_rate / bare_rate:.2f} (target >= 0.5)"
+        )
+
+
+if __name__ == "__main__":
+    main()
