@@ -126,6 +126,7 @@ def check_settings(
         "max_requests_per_second",
         "max_retry_seconds",
         "retry_backoff_seconds",
+        "progress_interval_seconds",
     ):
         value = config.get(key)
         if value is not None and (

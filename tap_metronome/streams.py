@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -167,6 +168,41 @@ class PlanChargesStream(MetronomeStream):
 SKIPPABLE_COSTS_STATUSES = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND})
 
 
+class Progress:
+    """One INFO line every `interval` seconds on long syncs, with an ETA."""
+
+    def __init__(
+        self, *, total: int, interval: float, client: Any, logger: Any
+    ) -> None:
+        self.total = total
+        self.interval = interval
+        self.client = client
+        self.logger = logger
+        self.started = self.last = time.monotonic()
+        self.requests_before = client.requests_sent
+        self.retries_before = client.retries
+
+    def update(self, done: int, records: int) -> None:
+        """Log progress if `interval` has passed since the last line."""
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        remaining = elapsed / done * (self.total - done) if done else float("nan")
+        self.logger.info(
+            "customer_costs progress: %d/%d customers, %d requests, %d records, "
+            "%d retries, %.0fs elapsed, about %.0fs left",
+            done,
+            self.total,
+            self.client.requests_sent - self.requests_before,
+            records,
+            self.client.retries - self.retries_before,
+            elapsed,
+            remaining,
+        )
+
+
 @dataclass
 class CustomerCosts:
     """What one customer's fetch produced: windows in order, and why it stopped."""
@@ -278,6 +314,12 @@ class CustomerCostsStream(MetronomeStream):
         skipped: dict[str, str] = {}
         idle_days = rows = 0
         requests_before = self._tap.client.requests_sent
+        progress = Progress(
+            total=len(customer_ids),
+            interval=float(self.config.get("progress_interval_seconds", 30)),
+            client=self._tap.client,
+            logger=self.logger,
+        )
         jobs = ((cid, self.windows_of(cid, bookmarks)) for cid in customer_ids)
         for done, (_, result) in enumerate(
             fan_out(
@@ -307,6 +349,7 @@ class CustomerCostsStream(MetronomeStream):
                 )
             if done % flush_every == 0:
                 self.write_bookmarks(bookmarks)
+            progress.update(done, rows)
         self.write_bookmarks(bookmarks, flush=False)
         self.logger.info(
             "customer_costs: %d customers synced, %d skipped, %d cost rows, "

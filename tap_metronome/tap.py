@@ -153,6 +153,16 @@ class TapMetronome(Tap):
             ),
         ),
         th.Property(
+            "progress_interval_seconds",
+            th.NumberType,
+            default=30,
+            title="Progress interval seconds",
+            description=(
+                "Seconds between customer_costs progress lines (customers done/total, "
+                "requests, records, retries, time left)."
+            ),
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User agent",

@@ -22,7 +22,7 @@ from tap_metronome.windows import (
     start_for,
 )
 from tests.conftest import _DECODER, run_tap, tap_config
-from tests.fake_metronome import EXACT_AMOUNTS, FakeData
+from tests.fake_metronome import EXACT_COSTS, FakeData
 
 START = "2024-01-01"
 END = "2024-12-31"  # exclusive: 365 days of 2024 (a leap year), 4 windows of <= 100
@@ -198,7 +198,7 @@ def test_rows_reassemble_into_the_api_items_exactly(full_run):
     costs = {r["cost"] for r in rows} | {
         line["cost"] for r in rows for line in (r["line_item_breakdown"] or [])
     }
-    assert set(EXACT_AMOUNTS) & costs, "exact amounts travelled as Decimal"
+    assert set(EXACT_COSTS) & costs, "exact amounts travelled as Decimal"
     assert all(isinstance(c, int | Decimal) for c in costs if c is not None)
     # Idle customers are synced (bookmarked) but have no rows.
     assert not {r["customer_id"] for r in rows} & data.idle

@@ -1,0 +1,103 @@
+"""meltano.yml, the Meltano Hub definition and the tap's own settings agree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+KINDS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "array": "array",
+}
+DATE_SETTINGS = {"start_date", "end_date"}
+
+
+@pytest.fixture(scope="module")
+def about() -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "tap_metronome", "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> dict:
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (plugin,) = project["plugins"]["extractors"]
+    return plugin
+
+
+def _tap_settings(about: dict) -> dict:
+    builtin = {
+        "stream_maps",
+        "stream_map_config",
+        "faker_config",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "flattening_max_key_length",
+        "flattening_separator",
+        "batch_config",
+    }
+    return {
+        k: v for k, v in about["settings"]["properties"].items() if k not in builtin
+    }
+
+
+def test_meltano_yml_declares_every_setting_as_the_tap_does(about, extractor):
+    tap = _tap_settings(about)
+    declared = {s["name"]: s for s in extractor["settings"]}
+    assert list(declared) == list(tap)
+    for name, setting in declared.items():
+        spec = tap[name]
+        json_type = next(t for t in spec["type"] if t != "null")
+        expected_kind = "date_iso8601" if name in DATE_SETTINGS else KINDS[json_type]
+        assert setting["kind"] == expected_kind, name
+        assert setting["description"] == spec["description"], name
+        assert setting["label"] == spec["title"], name
+        assert setting.get("value") == spec.get("default"), name
+        assert setting.get("sensitive", False) == spec.get("secret", False), name
+    assert set(about["settings"]["required"]) == set(
+        extractor["settings_group_validation"][0]
+    )
+
+
+def test_meltano_yml_capabilities(extractor):
+    assert {
+        "catalog",
+        "discover",
+        "state",
+        "about",
+        "stream-maps",
+        "schema-flattening",
+    } <= set(extractor["capabilities"])
+    assert extractor["pip_url"] == "-e ."
+    assert extractor["executable"] == "tap-metronome"
+
+
+def test_hub_definition_equals_meltano_yml(extractor):
+    hub = yaml.safe_load(
+        (REPO / "hub" / "extractors" / "tap-metronome.yml").read_text()
+    )
+    for field in ("name", "namespace", "variant", "label", "description", "pip_url"):
+        assert hub[field], field
+    for field in (
+        "capabilities",
+        "settings",
+        "settings_group_validation",
+        "namespace",
+        "label",
+    ):
+        assert hub[field] == extractor[field], field
+    assert hub["keywords"]
