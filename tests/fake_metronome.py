@@ -237,9 +237,12 @@ def _costs_item(
         "credit_types": {},
     }
     digest = hashlib.blake2b(
-        f"{seed}:{customer_id}:{day.toordinal()}:{revision}".encode(), digest_size=8
+        f"{seed}:{customer_id}:{day.toordinal()}".encode(), digest_size=8
     ).digest()
     rng = random.Random(int.from_bytes(digest, "big"))
+    # Late usage (a revision) adds cost to the lines a day already has; it
+    # neither removes lines nor credit types, as backdated usage events do not.
+    late = random.Random(int.from_bytes(digest, "big") + revision) if revision else None
     if idle or rng.random() < 0.15:  # an idle day: no usage at all
         return item
     credit_types = [CREDIT_TYPES[0]] + ([CREDIT_TYPES[1]] if rng.random() < 0.4 else [])
@@ -255,6 +258,8 @@ def _costs_item(
             if rng.random() < 0.4:
                 line["group_key"] = "region"
                 line["group_value"] = rng.choice(["us-east-1", "eu-west-1", None])
+            if late is not None:
+                line["cost"] += Decimal(late.randrange(1, 50_000)) / 100
             lines.append(line)
         entry: dict[str, Any] = {
             "name": credit_type["name"],

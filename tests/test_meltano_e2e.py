@@ -1,0 +1,139 @@
+"""`meltano run tap-metronome target-duckdb` end to end, checked with SQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO
+from tests.fake_metronome import TOKEN, FakeData
+
+MELTANO = str(Path(sys.executable).parent / "meltano")
+START, END = date(2024, 3, 1), date(2024, 4, 15)
+LOOKBACK = 35
+
+pytestmark = pytest.mark.slow
+
+# ruff: noqa: S608 - table names in these queries are constants of the test
+
+
+@pytest.fixture(scope="module")
+def meltano_installed():
+    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
+
+
+def meltano_run(server, tmp_path: Path, database: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        # An isolated Meltano system database: state lives here, not in .meltano/.
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "TAP_METRONOME_API_URL": server.url,
+        "TAP_METRONOME_AUTH_TOKEN": TOKEN,
+        "TAP_METRONOME_START_DATE": START.isoformat(),
+        "TAP_METRONOME_END_DATE": END.isoformat(),
+        "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
+        "TARGET_DUCKDB_FILEPATH": str(database),
+    }
+    return subprocess.run(
+        [MELTANO, "--environment", "demo", "run", "tap-metronome", "target-duckdb"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def query(database: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as db:
+        return db.execute(sql).fetchall()
+
+
+def expected_cost_rows(data: FakeData) -> dict[tuple[str, str, str], Decimal | None]:
+    skipped = data.unsupported | data.deleted
+    return {
+        (cid, item["start_timestamp"], credit_type_id): entry.get("cost")
+        for cid in data.all_customer_ids()
+        if cid not in skipped
+        for item in data.costs(cid, START, END)
+        for credit_type_id, entry in item["credit_types"].items()
+    }
+
+
+def test_meltano_run_into_duckdb_then_incremental(
+    meltano_installed, fake_api, tmp_path
+):
+    data = FakeData.generate(customers=40, archived=5, plans=5, unsupported_every=19)
+    server = fake_api(data)
+    database = tmp_path / "warehouse.duckdb"
+
+    first = meltano_run(server, tmp_path, database)
+    assert first.returncode == 0, first.stderr[-4000:]
+
+    counts = {
+        table: query(database, f"SELECT count(*) FROM metronome.{table}")[0][0]
+        for table in ("customers", "plans", "plan_charges", "customer_costs")
+    }
+    expected = expected_cost_rows(data)
+    assert counts == {
+        "customers": 45,
+        "plans": 5,
+        "plan_charges": sum(len(c) for c in data.charges.values()),
+        "customer_costs": len(expected),
+    }
+    keys = {
+        "customers": "id",
+        "plans": "id",
+        "plan_charges": "plan_id, id",
+        "customer_costs": "customer_id, start_timestamp, credit_type_id",
+    }
+    for table, key in keys.items():
+        (duplicates,) = query(
+            database,
+            f"SELECT count(*) FROM (SELECT {key} FROM metronome.{table} GROUP BY ALL HAVING count(*) > 1)",
+        )[0]
+        assert duplicates == 0, table
+    exact_total = sum((c for c in expected.values() if c is not None), Decimal(0))
+    (total,) = query(
+        database,
+        "SELECT SUM(CAST(cost_exact AS DECIMAL(38, 10))) FROM metronome.customer_costs",
+    )[0]
+    assert total == exact_total
+    (per_customer,) = query(
+        database, "SELECT count(DISTINCT customer_id) FROM metronome.customer_costs"
+    )[0]
+    assert per_customer == 45 - len(data.unsupported)
+
+    # Late usage changes the last 10 days; the next run reads only the lookback.
+    data.revise_costs(since=END - timedelta(days=10))
+    server.app.reset_requests()
+    second = meltano_run(server, tmp_path, database)
+    assert second.returncode == 0, second.stderr[-4000:]
+    costs_starts = {
+        path.split("/")[3]: args["starting_on"]
+        for path, args in server.app.requests
+        if path.endswith("/costs")
+    }
+    lookback_start = f"{END - timedelta(days=LOOKBACK)}T00:00:00Z"
+    for customer_id, starting_on in costs_starts.items():
+        # Skipped (unsupported) customers have no bookmark and start over.
+        expected_start = (
+            f"{START}T00:00:00Z" if customer_id in data.unsupported else lookback_start
+        )
+        assert starting_on == expected_start, customer_id
+    assert server.app.count(lambda p: p.endswith("/costs")) == 45
+    expected = expected_cost_rows(data)
+    (rows,) = query(database, "SELECT count(*) FROM metronome.customer_costs")[0]
+    assert rows == len(expected), "no duplicate rows after the second run"
+    (total,) = query(
+        database,
+        "SELECT SUM(CAST(cost_exact AS DECIMAL(38, 10))) FROM metronome.customer_costs",
+    )[0]
+    assert total == sum((c for c in expected.values() if c is not None), Decimal(0))
