@@ -14,6 +14,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 demo: install
+	$(BIN)/meltano install
 	$(BIN)/python scripts/demo.py
 
 lint: install
@@ -24,4 +25,4 @@ test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .demo dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .meltano output dist build .pytest_cache .ruff_cache

@@ -7,11 +7,11 @@ from typing import Any
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_metronome import streams
 from tap_metronome.client import MetronomeClient, MetronomeError, Pacer, RetryPolicy
+from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.settings import check_settings
 
 DEFAULT_API_URL = "https://api.metronome.com"
@@ -22,7 +22,7 @@ class TapMetronome(Tap):
 
     name = "tap-metronome"
     package_name = "tap-metronome"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BufferedRecordWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(

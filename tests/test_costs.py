@@ -506,3 +506,19 @@ def test_state_stays_small_at_ten_thousand_customers(fake_api, tmp_path):
         assert len(synced["2024-06-02"]) == 10_000
     # Request economy: listings + one costs request per customer, in both runs.
     assert server.app.count(lambda p: p.endswith("/costs")) == 2 * 10_000
+
+
+def test_progress_lines_report_customers_requests_and_time_left(fake_api, tmp_path):
+    server = fake_api(FakeData.generate(customers=6, archived=0))
+    run = run_tap(
+        tap_config(server, progress_interval_seconds=0.000001, max_concurrency=1),
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [
+        line for line in run.stderr.splitlines() if "customer_costs progress:" in line
+    ]
+    assert lines
+    assert "6/6 customers, 6 requests" in lines[-1]
+    assert "0 retries" in lines[-1]
+    assert "about 0s left" in lines[-1]
