@@ -430,6 +430,21 @@ class FakeMetronomeApp:
                 1 for path, _ in self.requests if predicate is None or predicate(path)
             )
 
+    def quiesce(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until no request arrived for `quiet` seconds.
+
+        A killed client's last requests may still be in the socket backlog;
+        tests call this before `reset_requests` so they are not counted twice.
+        """
+        deadline = time.monotonic() + timeout
+        seen = self.count()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.count()
+            if now == seen:
+                return
+            seen = now
+
     def reset_requests(self) -> None:
         """Forget the request log (between runs of a test)."""
         with self.lock:

@@ -439,6 +439,7 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
     done = CostsBookmarks.from_state(last_state["bookmarks"]["customer_costs"])
     assert 0 < len(done) < 40
 
+    server.app.quiesce()
     server.app.reset_requests()
     (tmp_path / "resumed").mkdir()
     resumed = run_tap(config, tmp_path / "resumed", state=last_state)
