@@ -96,17 +96,18 @@ def test_twenty_percent_faults_change_nothing(clean, fake_api, tmp_path):
 def test_faults_beyond_retries_fail_clearly_and_keep_state_valid(
     clean, fake_api, tmp_path
 ):
-    # Costs work for a while, then every costs request fails.
+    # Costs work for 5 customers (6 windows each), then every costs request fails;
+    # sequential, so those 5 customers are certainly complete and bookmarked.
     faults = Faults({"503": 1.0}, only_path="/costs", start_after=30)
     server = fake_api(data(), faults=faults)
-    run = run_tap(config_for(server, max_retries=2), tmp_path)
+    run = run_tap(config_for(server, max_retries=2, max_concurrency=1), tmp_path)
     assert run.returncode == 2
     last = run.stderr.strip().splitlines()[-1]
     assert "failed after 3 attempts; last error: HTTP 503" in last
     assert "/costs (stream customer_costs)" in last
     assert_clean_stdout(run)
     state = run.final_state
-    assert CostsBookmarks.from_state(state["bookmarks"]["customer_costs"])
+    assert len(CostsBookmarks.from_state(state["bookmarks"]["customer_costs"])) == 4
     # The state it left behind resumes to the same result as a clean run.
     server.app.faults = Faults()
     (tmp_path / "resume").mkdir()
