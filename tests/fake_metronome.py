@@ -336,7 +336,7 @@ FAULTS = (
     "503",
     "reset",  # headers and half the body, then the connection is closed
     "slow",  # the answer comes after `slow_seconds` (beyond request_timeout)
-    "truncated",  # 200 with half a JSON body (Content-Length matches)
+    "truncated",  # 200 with half a JSON body (Content-Length matches); 2xx answers only
 )
 
 
@@ -366,6 +366,11 @@ class Faults:
     def evenly(cls, total: float, **options: Any) -> Faults:
         """Spread a total fault rate evenly over every kind of fault."""
         return cls(dict.fromkeys(FAULTS, total / len(FAULTS)), **options)
+
+    def void(self, name: str) -> None:
+        """Uncount a drawn fault that could not be applied."""
+        with self._lock:
+            self.injected[name] -= 1
 
     def draw(self, path: str) -> str | None:
         """The fault for this request, if any."""
@@ -476,8 +481,11 @@ class FakeMetronomeApp:
         if fault == "slow":
             time.sleep(self.faults.slow_seconds)
         elif fault == "truncated":
-            body = response.get_data()
-            response.set_data(body[: len(body) // 2])
+            if response.status_code == 200:
+                body = response.get_data()
+                response.set_data(body[: len(body) // 2])
+            else:  # an error answer stays an error answer: not a fault after all
+                self.faults.void(fault)
         elif fault == "reset":
             return self._reset_mid_body(environ, response)
         return response(environ, start_response)
