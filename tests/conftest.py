@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -87,6 +87,39 @@ def run_tap(
         else []
     )
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
+
+
+def run_until_killed(
+    config: dict[str, Any], tmp_path: Path, stop: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """Run the tap, SIGKILL it as soon as `stop(messages so far)` is true.
+
+    Returns the Singer messages read before the kill, as a crash would leave them.
+    """
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "tap_metronome", "--config", "config.json"]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    messages: list[dict[str, Any]] = []
+    for line in proc.stdout:
+        messages.append(_DECODER.decode(line))
+        if stop(messages):
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    return messages
+
+
+def tap_about(output_format: str) -> str:
+    """What `tap-metronome --about --format=<output_format>` prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "tap_metronome", "--about", f"--format={output_format}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.fixture

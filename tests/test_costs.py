@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -21,7 +18,7 @@ from tap_metronome.windows import (
     floor_day,
     start_for,
 )
-from tests.conftest import _DECODER, run_tap, tap_config
+from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import EXACT_COSTS, FakeData
 
 START = "2024-01-01"
@@ -392,36 +389,14 @@ def test_other_client_errors_stop_the_run_with_one_line(fake_api, tmp_path):
 # -- resume --------------------------------------------------------------------------------
 
 
-def run_until_state(config: dict, tmp_path, stop_after_states: int) -> list[dict]:
-    """Run the tap and SIGKILL it once it has written `stop_after_states` costs STATEs."""
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tap_metronome",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
+def costs_states(messages: list[dict]) -> int:
+    """How many STATE messages so far carry customer_costs bookmarks."""
+    return sum(
+        1
+        for m in messages
+        if m["type"] == "STATE"
+        and "synced_until" in m["value"]["bookmarks"].get("customer_costs", {})
     )
-    messages: list[dict] = []
-    costs_states = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        message = _DECODER.decode(line)
-        messages.append(message)
-        if message["type"] == "STATE" and "synced_until" in message["value"][
-            "bookmarks"
-        ].get("customer_costs", {}):
-            costs_states += 1
-            if costs_states == stop_after_states:
-                proc.kill()
-                break
-    proc.wait(timeout=30)
-    return messages
 
 
 def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
@@ -434,7 +409,9 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
 
     server.app.reset_requests()
     (tmp_path / "killed").mkdir()
-    partial = run_until_state(config, tmp_path / "killed", stop_after_states=5)
+    partial = run_until_killed(
+        config, tmp_path / "killed", stop=lambda messages: costs_states(messages) >= 5
+    )
     last_state = next(m["value"] for m in reversed(partial) if m["type"] == "STATE")
     done = CostsBookmarks.from_state(last_state["bookmarks"]["customer_costs"])
     assert 0 < len(done) < 40

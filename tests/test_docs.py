@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.conftest import REPO
+from tests.conftest import REPO, tap_about
 
 
 def _settings_table(markdown: str) -> str:
@@ -15,11 +12,6 @@ def _settings_table(markdown: str) -> str:
 
 
 def test_readme_settings_table_equals_about_markdown():
-    about = subprocess.run(
-        [sys.executable, "-m", "tap_metronome", "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    about = tap_about("markdown")
     readme = (REPO / "README.md").read_text()
     assert _settings_table(readme) == _settings_table(about)

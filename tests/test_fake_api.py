@@ -112,29 +112,22 @@ def test_costs_parse_and_honour_the_window(fake_api):
 def test_costs_validation_matches_the_api(fake_api):
     data = FakeData.generate(customers=3, archived=0, unsupported_every=3)
     server = fake_api(data)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    url = f"{server.url}/v1/customers/{data.customers[0]['id']}/costs"
-    missing = httpx.get(
-        url, params={"starting_on": "2024-01-01T00:00:00Z"}, headers=headers
-    )
+    window = {
+        "starting_on": "2024-01-01T00:00:00Z",
+        "ending_before": "2024-01-02T00:00:00Z",
+    }
+
+    def costs(customer_id: str, params: dict) -> httpx.Response:
+        return httpx.get(
+            f"{server.url}/v1/customers/{customer_id}/costs",
+            params=params,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+
+    missing = costs(data.customers[0]["id"], {"starting_on": window["starting_on"]})
     assert missing.status_code == 400
     assert "ending_before" in missing.json()["message"]
-    unsupported = httpx.get(
-        f"{server.url}/v1/customers/{data.customers[2]['id']}/costs",
-        params={
-            "starting_on": "2024-01-01T00:00:00Z",
-            "ending_before": "2024-01-02T00:00:00Z",
-        },
-        headers=headers,
-    )
+    unsupported = costs(data.customers[2]["id"], window)
     assert unsupported.status_code == 400
     assert "UNIQUE" in unsupported.json()["message"]
-    unknown = httpx.get(
-        f"{server.url}/v1/customers/00000000-0000-4000-8000-000000000000/costs",
-        params={
-            "starting_on": "2024-01-01T00:00:00Z",
-            "ending_before": "2024-01-02T00:00:00Z",
-        },
-        headers=headers,
-    )
-    assert unknown.status_code == 404
+    assert costs("00000000-0000-4000-8000-000000000000", window).status_code == 404

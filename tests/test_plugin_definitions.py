@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tap_about
 
 # Meltano 4.4 cannot pass `kind: decimal` values to a plugin (Decimal is not JSON
 # serializable), so number settings are declared as integers in meltano.yml.
@@ -25,13 +23,7 @@ DATE_SETTINGS = {"start_date", "end_date"}
 
 @pytest.fixture(scope="module")
 def about() -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "tap_metronome", "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(out)
+    return json.loads(tap_about("json"))
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import pytest
 
 from tap_metronome.windows import CostsBookmarks
-from tests.conftest import _DECODER, run_tap, tap_config
+from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import (
     FAULTS,
     FakeData,
@@ -118,37 +116,13 @@ def test_faults_beyond_retries_fail_clearly_and_keep_state_valid(
     assert resumed.final_state == clean.final_state
 
 
-def kill_after_lines(config: dict, tmp_path, lines: int) -> list[dict]:
-    """Run the tap and SIGKILL it after reading `lines` lines of its output."""
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tap_metronome",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None
-    messages = []
-    for count, line in enumerate(proc.stdout, start=1):
-        messages.append(_DECODER.decode(line))
-        if count >= lines:
-            proc.kill()
-            break
-    proc.wait(timeout=30)
-    return messages
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_sigkill_at_a_random_point_loses_nothing(clean, fake_api, tmp_path, seed):
     server = fake_api(data())
     cut = random.Random(seed).randrange(5, len(clean.messages) - 5)
-    partial = kill_after_lines(config_for(server), tmp_path, cut)
+    partial = run_until_killed(
+        config_for(server), tmp_path, stop=lambda messages: len(messages) >= cut
+    )
     states = [m["value"] for m in partial if m["type"] == "STATE"]
     (tmp_path / "rerun").mkdir()
     rerun = run_tap(
