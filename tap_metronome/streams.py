@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_metronome.client import MetronomeAPIError
+from tap_metronome.client import MetronomeAPIError, MetronomeClient
 from tap_metronome.concurrency import fan_out
 from tap_metronome.pagination import iter_pages
 from tap_metronome.windows import (
@@ -172,7 +173,12 @@ class Progress:
     """One INFO line every `interval` seconds on long syncs, with an ETA."""
 
     def __init__(
-        self, *, total: int, interval: float, client: Any, logger: Any
+        self,
+        *,
+        total: int,
+        interval: float,
+        client: MetronomeClient,
+        logger: logging.Logger,
     ) -> None:
         self.total = total
         self.interval = interval
@@ -265,7 +271,7 @@ class CustomerCostsStream(MetronomeStream):
 
     def windows_of(self, customer_id: str, bookmarks: CostsBookmarks) -> list[Window]:
         """The day windows this run reads for one customer."""
-        start, _ = start_for(
+        start = start_for(
             bookmarks.get(customer_id),
             start=self._start,
             lookback_days=int(self.config.get("lookback_days", 35)),

@@ -124,14 +124,13 @@ class CostsBookmarks:
         return len(self._until)
 
 
-def start_for(
-    bookmark: date | None, *, start: date, lookback_days: int
-) -> tuple[date, bool]:
-    """Where a customer's sync starts, and whether it is a backfill.
+def start_for(bookmark: date | None, *, start: date, lookback_days: int) -> date:
+    """Where a customer's sync starts.
 
-    A customer never synced starts at `start_date`; otherwise the run re-reads
-    `lookback_days` before its bookmark, because late usage changes recent days.
+    A customer never synced is backfilled from `start_date`; otherwise the run
+    re-reads `lookback_days` before its bookmark, because late usage changes
+    recent days' pending costs.
     """
     if bookmark is None:
-        return start, True
-    return max(start, bookmark - timedelta(days=lookback_days)), False
+        return start
+    return max(start, bookmark - timedelta(days=lookback_days))

@@ -87,18 +87,13 @@ def test_default_end_includes_today():
 
 
 def test_lookback_and_backfill_start():
-    assert start_for(None, start=date(2024, 1, 1), lookback_days=35) == (
-        date(2024, 1, 1),
-        True,
-    )
-    assert start_for(date(2024, 6, 1), start=date(2024, 1, 1), lookback_days=35) == (
-        date(2024, 4, 27),
-        False,
-    )
-    assert start_for(date(2024, 1, 10), start=date(2024, 1, 1), lookback_days=35) == (
-        date(2024, 1, 1),
-        False,
-    )
+    assert start_for(None, start=date(2024, 1, 1), lookback_days=35) == date(2024, 1, 1)
+    assert start_for(
+        date(2024, 6, 1), start=date(2024, 1, 1), lookback_days=35
+    ) == date(2024, 4, 27)
+    assert start_for(
+        date(2024, 1, 10), start=date(2024, 1, 1), lookback_days=35
+    ) == date(2024, 1, 1)
 
 
 def test_bookmarks_round_trip_grouped_by_date():
