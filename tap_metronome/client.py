@@ -233,7 +233,7 @@ class MetronomeClient:
                 self._sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, so that workers do not stampede."""
+        """Exponential backoff, jittered between half and all of it, so workers spread out."""
         ceiling = min(
             self.retry.backoff_cap, self.retry.backoff_base * 2 ** (attempt - 1)
         )
