@@ -207,7 +207,9 @@ class MetronomeClient:
                         f" last error: {exc.reason}"
                     )
                     raise RetriesExhaustedError(msg) from None
-                wait = exc.wait if exc.wait is not None else self._backoff(attempt)
+                # Never earlier than the server asked; never less than the backoff
+                # either, so threads that share a limit spread out as retries grow.
+                wait = max(exc.wait or 0.0, self._backoff(attempt))
                 if waited + wait > self.retry.max_total_wait:
                     msg = (
                         f"GET {path} (stream {stream}) gave up: waiting {wait:.1f}s more"

@@ -15,7 +15,6 @@ from tap_metronome.client import (
     MetronomeAPIError,
     MetronomeAuthError,
     MetronomeClient,
-    Pacer,
     RetriesExhaustedError,
     RetryPolicy,
     retry_after_seconds,
@@ -151,12 +150,3 @@ def test_token_only_in_the_authorization_header():
     assert sent.headers["Authorization"] == "Bearer tok"
     assert "tok" not in sent.url
     assert "tok" not in repr(client)
-
-
-def test_pacer_spaces_requests_evenly():
-    pacer = Pacer(50)
-    started = time.monotonic()
-    for _ in range(11):
-        pacer.wait()
-    elapsed = time.monotonic() - started
-    assert elapsed >= 10 * 0.02 * 0.8  # ten gaps of 20 ms, allowing timer slack

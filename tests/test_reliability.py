@@ -134,6 +134,31 @@ def test_sigkill_at_a_random_point_loses_nothing(clean, fake_api, tmp_path, seed
     assert rerun.final_state == clean.final_state
 
 
+def test_pacing_keeps_the_run_under_the_server_limit(fake_api, tmp_path):
+    """One budget for all worker threads: no 429 from a server limited to the same rate."""
+    data = FakeData.generate(customers=50, archived=0, plans=2)
+    server = fake_api(data, rate_limit=20)
+    one_day = {
+        "start_date": "2024-06-01",
+        "end_date": "2024-06-02",
+        "max_concurrency": 8,
+    }
+    (tmp_path / "paced").mkdir()
+    paced = run_tap(
+        tap_config(server, max_requests_per_second=20, **one_day), tmp_path / "paced"
+    )
+    assert paced.returncode == 0, paced.stderr
+    assert server.app.rate_limited == 0
+    # The same run with a budget above the server's limit bursts past it: the
+    # check above can fail.
+    (tmp_path / "unpaced").mkdir()
+    run_tap(
+        tap_config(server, max_requests_per_second=1000, **one_day),
+        tmp_path / "unpaced",
+    )
+    assert server.app.rate_limited > 0
+
+
 # -- secrets -------------------------------------------------------------------------------
 
 
