@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from singer_sdk import Tap
@@ -15,6 +18,23 @@ from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.settings import check_settings
 
 DEFAULT_API_URL = "https://api.metronome.com"
+TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+def _has_token(config: Any) -> bool:
+    """Whether the config the tap was given (dict or JSON file paths) sets auth_token."""
+    if config is None:
+        return False
+    if isinstance(config, dict):
+        return bool(config.get("auth_token"))
+    paths = config if isinstance(config, list | tuple) else [config]
+    for path in paths:
+        try:
+            if json.loads(Path(path).read_text()).get("auth_token"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
 
 
 class TapMetronome(Tap):
@@ -171,6 +191,13 @@ class TapMetronome(Tap):
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if (
+            not kwargs.get("parse_env_config")
+            and os.environ.get(TOKEN_ENV_VAR)
+            and not _has_token(kwargs.get("config"))
+        ):
+            # The token may live only in the environment, without `--config ENV`.
+            kwargs["parse_env_config"] = True
         super().__init__(*args, **kwargs)
         self._client: MetronomeClient | None = None
         self._ids: dict[str, list[str]] = {}

@@ -88,3 +88,12 @@ def test_token_from_the_environment(fake_api, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert run.records("plans")
+
+
+def test_token_from_the_environment_without_config_env(fake_api, tmp_path):
+    server = fake_api()
+    config = tap_config(server)
+    token = config.pop("auth_token")
+    run = run_tap(config, tmp_path, env={"TAP_METRONOME_AUTH_TOKEN": token})
+    assert run.returncode == 0, run.stderr
+    assert run.records("plans")
