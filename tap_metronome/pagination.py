@@ -49,7 +49,11 @@ class CursorPage:
 
 
 class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
-    """Follows `next_page` cursors through empty pages until a null cursor."""
+    """Follows `next_page` cursors until a null one, refusing any repeated cursor.
+
+    Only the cursor ends a listing: `iter_pages` asks for the next page whether or
+    not the last one had data.
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(None)
@@ -69,10 +73,6 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
                 raise PaginationError(msg)
             self._seen.add(cursor)
         return cursor
-
-    def continue_if_empty(self, response: CursorPage) -> bool:  # type: ignore[override]
-        """An empty page with a cursor is not the end of the listing."""
-        return response.next_page is not None
 
 
 def iter_pages(

@@ -72,6 +72,16 @@ def _check_dates(config: Mapping[str, Any], now: datetime) -> list[str]:
     return errors
 
 
+def _is_int_in(value: Any, low: int, high: int | None = None) -> bool:
+    """Whether `value` is an integer (not a bool) within [low, high]."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= low
+        and (high is None or value <= high)
+    )
+
+
 def _check_customer_ids(value: Any) -> list[str]:
     if value is None:
         return []
@@ -104,11 +114,7 @@ def check_settings(
     errors += _check_dates(config, now)
 
     page_size = config.get("page_size", MAX_PAGE_SIZE)
-    if (
-        not isinstance(page_size, int)
-        or isinstance(page_size, bool)
-        or not 1 <= page_size <= MAX_PAGE_SIZE
-    ):
+    if not _is_int_in(page_size, 1, MAX_PAGE_SIZE):
         errors.append(f"page_size: {page_size!r} is not an integer in 1..100")
 
     api_url = str(config.get("api_url") or "")
@@ -136,26 +142,18 @@ def check_settings(
         ):
             errors.append(f"{key}: {value} must be a positive number")
     concurrency = config.get("max_concurrency")
-    if concurrency is not None and (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= MAX_CONCURRENCY
-    ):
+    if concurrency is not None and not _is_int_in(concurrency, 1, MAX_CONCURRENCY):
         errors.append(
             f"max_concurrency: {concurrency!r} must be an integer in 1..{MAX_CONCURRENCY}"
         )
     lookback = config.get("lookback_days")
-    if lookback is not None and (
-        isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1
-    ):
+    if lookback is not None and not _is_int_in(lookback, 1):
         errors.append(
             f"lookback_days: {lookback!r} must be an integer >= 1 (today's pending "
             "costs must be re-read)"
         )
     errors += _check_customer_ids(config.get("customer_ids"))
     retries = config.get("max_retries")
-    if retries is not None and (
-        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
-    ):
+    if retries is not None and not _is_int_in(retries, 0):
         errors.append(f"max_retries: {retries!r} must be a non-negative integer")
     return errors

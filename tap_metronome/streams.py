@@ -188,6 +188,11 @@ class Progress:
         self.requests_before = client.requests_sent
         self.retries_before = client.retries
 
+    @property
+    def requests(self) -> int:
+        """Requests sent since this stream started."""
+        return self.client.requests_sent - self.requests_before
+
     def update(self, done: int, records: int) -> None:
         """Log progress if `interval` has passed since the last line."""
         now = time.monotonic()
@@ -201,7 +206,7 @@ class Progress:
             "%d retries, %.0fs elapsed, about %.0fs left",
             done,
             self.total,
-            self.client.requests_sent - self.requests_before,
+            self.requests,
             records,
             self.client.retries - self.retries_before,
             elapsed,
@@ -317,9 +322,7 @@ class CustomerCostsStream(MetronomeStream):
                     dropped,
                 )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
-        skipped: dict[str, str] = {}
-        idle_days = rows = 0
-        requests_before = self._tap.client.requests_sent
+        skipped = idle_days = rows = 0
         progress = Progress(
             total=len(customer_ids),
             interval=float(self.config.get("progress_interval_seconds", 30)),
@@ -346,7 +349,7 @@ class CustomerCostsStream(MetronomeStream):
                     yield from item_rows
                 bookmarks.advance(result.customer_id, window.end)
             if result.error is not None:
-                skipped[result.customer_id] = result.error.api_message
+                skipped += 1
                 self.logger.warning(
                     "Skipping customer %s in customer_costs: HTTP %d: %s",
                     result.customer_id,
@@ -360,11 +363,11 @@ class CustomerCostsStream(MetronomeStream):
         self.logger.info(
             "customer_costs: %d customers synced, %d skipped, %d cost rows, "
             "%d idle days without costs, %d requests",
-            len(customer_ids) - len(skipped),
-            len(skipped),
+            len(customer_ids) - skipped,
+            skipped,
             rows,
             idle_days,
-            self._tap.client.requests_sent - requests_before,
+            progress.requests,
         )
 
     def write_bookmarks(self, bookmarks: CostsBookmarks, *, flush: bool = True) -> None:
