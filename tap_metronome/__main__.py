@@ -1,5 +1,5 @@
 """Allow `python -m tap_metronome`."""
 
-from tap_metronome.tap import TapMetronome
+from tap_metronome.cli import main
 
-TapMetronome.cli()
+main()

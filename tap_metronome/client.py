@@ -2,7 +2,10 @@
 
 All requests of a run go through one `MetronomeClient`, so retry policy and error
 messages live in one place. The token is only ever placed in the Authorization
-header; no message built here contains it.
+header; no message built here contains it, even when a server echoes it back.
+Redirects are never followed (the API does not redirect, and following one
+could carry the token elsewhere), and every response is bounded in time and
+size (`transport`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import msgspec
 import requests
 from pyrate_limiter import Limiter, Rate
 
+from tap_metronome.errors import MetronomeError, ResponseError, one_line
+from tap_metronome.transport import BodyTooLargeError, Deadline, new_session, read_body
+
 LOGGER = logging.getLogger("tap_metronome")
 
 #: Client statuses worth another attempt (timeouts, rate limits); all 5xx retry too.
@@ -29,10 +35,6 @@ RETRY_CLIENT_STATUSES = frozenset(
 )
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
-
-
-class MetronomeError(Exception):
-    """A failure a human must act on; `str()` is the one-line message for the log."""
 
 
 class MetronomeAPIError(MetronomeError):
@@ -126,14 +128,15 @@ def retry_after_seconds(
     return max(0.0, when.timestamp() - time.time())
 
 
-def _api_message(response: requests.Response) -> str:
+def _api_message(content: bytes, reason: str | None) -> str:
+    """The API's `{"message"}`, or the start of the body, as received (unescaped)."""
     try:
-        body = _DECODER.decode(response.content)
+        body = _DECODER.decode(content)
     except msgspec.DecodeError:
-        return response.text[:200].strip() or response.reason
+        return content[:1000].decode("utf-8", "replace").strip() or (reason or "")
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"]
-    return response.reason
+    return reason or ""
 
 
 class MetronomeClient:
@@ -156,6 +159,7 @@ class MetronomeClient:
         sleep: Any = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._token = auth_token
         self._auth_header = f"Bearer {auth_token}"
         self.timeout = timeout
         self.user_agent = user_agent
@@ -181,8 +185,7 @@ class MetronomeClient:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.headers.update(
+            session = new_session(
                 {
                     "Authorization": self._auth_header,
                     "Accept": "application/json",
@@ -191,6 +194,13 @@ class MetronomeClient:
             )
             self._local.session = session
         return session
+
+    def _message(self, content: bytes, reason: str | None) -> str:
+        """The API's error message, one line, short, and without the token."""
+        message = _api_message(content, reason)
+        if self._token:
+            message = message.replace(self._token, "<auth_token>")
+        return one_line(message, 300)
 
     def get(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
         """GET `path` with retries; return the JSON body with numbers as Decimal."""
@@ -249,18 +259,32 @@ class MetronomeClient:
         with self._lock:
             self.requests_sent += 1
         try:
-            response = self._session.get(
-                f"{self.api_url}{path}", params=params, timeout=self.timeout
-            )
-            content = response.content  # reads the body: may raise mid-stream
-        except requests.Timeout:
-            raise _Retryable(f"timed out after {self.timeout}s") from None
-        except (
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__})") from None
-
+            with Deadline(self.timeout) as deadline:
+                response = self._session.get(
+                    f"{self.api_url}{path}",
+                    params=params,
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+                content = read_body(response)
+        except BodyTooLargeError:
+            msg = f"GET {path} (stream {stream}): the response is larger than 64 MiB"
+            raise ResponseError(msg) from None
+        except requests.RequestException as exc:
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                raise _Retryable(
+                    f"no complete response within {self.timeout:g}s"
+                ) from None
+            if isinstance(
+                exc,
+                requests.ConnectionError
+                | requests.exceptions.ChunkedEncodingError
+                | requests.exceptions.ContentDecodingError,
+            ):
+                raise _Retryable(f"connection error ({type(exc).__name__})") from None
+            msg = f"GET {path} (stream {stream}) failed: {type(exc).__name__}"
+            raise MetronomeError(msg) from None
         status = response.status_code
         if (
             status in RETRY_CLIENT_STATUSES
@@ -271,15 +295,32 @@ class MetronomeClient:
                 limit_type = response.headers.get(
                     "X-Metronome-Rate-Limit-Type", "unset"
                 )
-                reason += f" rate limited (X-Metronome-Rate-Limit-Type: {limit_type})"
+                reason += (
+                    " rate limited (X-Metronome-Rate-Limit-Type: "
+                    f"{one_line(limit_type, 40)})"
+                )
             raise _Retryable(reason, wait=retry_after_seconds(response.headers))
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise MetronomeAuthError(
-                status=status, path=path, message=_api_message(response), stream=stream
+                status=status,
+                path=path,
+                message=self._message(content, response.reason),
+                stream=stream,
             )
-        if status >= HTTPStatus.BAD_REQUEST:
+        if status >= HTTPStatus.BAD_REQUEST or status < HTTPStatus.OK:
             raise MetronomeAPIError(
-                status=status, path=path, message=_api_message(response), stream=stream
+                status=status,
+                path=path,
+                message=self._message(content, response.reason),
+                stream=stream,
+            )
+        if status >= HTTPStatus.MULTIPLE_CHOICES:
+            location = response.headers.get("Location", "")
+            raise MetronomeAPIError(
+                status=status,
+                path=path,
+                message=f"unexpected redirect (not followed) to {one_line(location[:200])}",
+                stream=stream,
             )
         try:
             return _DECODER.decode(content)

@@ -8,11 +8,16 @@ other message (SCHEMA, STATE, ...) first writes the collected records and then
 itself, so a STATE never reaches the target before the records it covers, and a
 crash can only lose records that no STATE covers yet (re-read from that STATE
 on the next run).
+
+Bytes leave the queue as they are written, so a flush that fails half-way (the
+target closed the pipe) never writes a block again, and nothing is written
+from a signal handler (see `stopping`), so blocks never interleave.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -27,7 +32,14 @@ class BufferedRecordWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
-        atexit.register(self.flush)  # records of a failed run still reach stdout
+        self._broken = False
+        atexit.register(
+            self._flush_at_exit
+        )  # records of a failed run still reach stdout
+
+    def _flush_at_exit(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.flush()
 
     def write_message(self, message: Message) -> None:
         """Queue one message; write out on non-RECORD messages or a full block."""
@@ -36,12 +48,18 @@ class BufferedRecordWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        """Write every queued message to stdout, completely."""
+        """Write every queued message to stdout, completely, each byte once."""
+        if self._broken:
+            self._pending.clear()
+            return
         out = sys.stdout.buffer
-        view = memoryview(self._pending)
-        while view:
-            written = out.write(view)
-            view = view[written if written is not None else len(view) :]
-        view.release()
-        self._pending.clear()
-        sys.stdout.flush()
+        try:
+            while self._pending:
+                written = out.write(self._pending)
+                del self._pending[: len(self._pending) if written is None else written]
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            # The reader is gone (or stdout closed): nothing more can reach it.
+            self._broken = True
+            self._pending.clear()
+            raise

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_metronome.client import MetronomeError
+from tap_metronome.errors import ResponseError, one_line
 
 if TYPE_CHECKING:
     from tap_metronome.client import MetronomeClient
+    from tap_metronome.stopping import StopRequest
 
 
-class PaginationError(MetronomeError):
+class PaginationError(ResponseError):
     """The API's cursors or page shape make the listing untrustworthy."""
 
 
@@ -66,7 +67,7 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
         if cursor is not None:
             if cursor in self._seen:
                 msg = (
-                    f"Stream {self.stream}: the API returned cursor {cursor[:40]!r} "
+                    f"Stream {self.stream}: the API returned cursor '{one_line(cursor, 40)}' "
                     f"a second time after {self.count} pages; stopping instead of "
                     "looping forever"
                 )
@@ -82,10 +83,16 @@ def iter_pages(
     stream: str,
     page_size: int,
     params: dict[str, Any] | None = None,
+    stop: StopRequest | None = None,
 ) -> Iterator[CursorPage]:
-    """Yield every page of a list endpoint, empty pages included, in order."""
+    """Yield every page of a list endpoint, empty pages included, in order.
+
+    Before each request, `stop` is checked: a signal ends the listing there.
+    """
     paginator = MetronomeCursorPaginator(stream)
     while not paginator.finished:
+        if stop is not None:
+            stop.check()
         query: dict[str, Any] = {**(params or {}), "limit": page_size}
         if paginator.current_value is not None:
             query["next_page"] = paginator.current_value

@@ -1,41 +1,145 @@
-"""Checks of the settings that JSON Schema cannot express, run before any request.
+"""Settings: parsed once into `Settings`, checked before any request.
 
-Each problem is one line naming the setting, so that a scheduled run fails with a
-message a person can act on. Values of secret settings are never echoed.
+Every setting is read here and nowhere else, so that each can be given the way
+users give it: as JSON from a config file, as a string from Meltano or the
+environment (`TAP_METRONOME_MAX_REQUESTS_PER_SECOND=0.5`), or as `null`, which
+means "not set" and so the default. Each problem is one line that names the
+setting; the value of `auth_token` is never echoed, and other values are echoed
+escaped and shortened (`errors.one_line`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
+import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-import pendulum
+from urllib3.util import parse_url
 
+from tap_metronome.errors import one_line
+
+DEFAULT_API_URL = "https://api.metronome.com"
 MAX_PAGE_SIZE = 100
 #: More threads than this only queue behind the pacer.
 MAX_CONCURRENCY = 64
+#: Metronome holds no data from before this; earlier start dates are typos.
+EARLIEST_START = date(2000, 1, 1)
+MAX_TOKEN_LENGTH = 8192
+
+#: Number settings: (integer?, lowest, highest, default). The lowest bound of
+#: a float setting is exclusive ("greater than"), of an integer inclusive.
+NUMBERS: dict[str, tuple[bool, float, float, float]] = {
+    "page_size": (True, 1, MAX_PAGE_SIZE, 100),
+    "request_timeout": (False, 0, 3600, 60),
+    "max_retries": (True, 0, 100, 5),
+    "max_retry_seconds": (False, 0, 86_400, 600),
+    "retry_backoff_seconds": (False, 0, 3600, 1),
+    "max_requests_per_second": (False, 0, 10_000, 8),
+    "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
+    "lookback_days": (True, 1, 3650, 35),
+    "progress_interval_seconds": (False, 0, 86_400, 30),
+}
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?"
+)
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The tap's settings, parsed, defaulted and checked."""
+
+    auth_token: str = field(repr=False)
+    start_date: datetime
+    end_date: datetime | None = None
+    api_url: str = DEFAULT_API_URL
+    page_size: int = 100
+    request_timeout: float = 60
+    max_retries: int = 5
+    max_retry_seconds: float = 600
+    retry_backoff_seconds: float = 1
+    max_requests_per_second: float = 8
+    max_concurrency: int = 8
+    include_archived_customers: bool = True
+    customer_ids: tuple[str, ...] | None = None
+    lookback_days: int = 35
+    progress_interval_seconds: float = 30
+    user_agent: str | None = None
+
+    def costs_start(self) -> date:
+        """The first UTC day of costs: `start_date`'s day."""
+        return self.start_date.date()
+
+    def costs_end(self, now: datetime) -> date:
+        """The exclusive end day of costs this run reads.
+
+        `end_date` (a time inside a day includes that day), but never past the end
+        of the current UTC day: later days cannot have costs yet, and a bookmark
+        past today would make later runs skip days that get costs.
+        """
+        end_of_today = now.astimezone(UTC).date() + timedelta(days=1)
+        if self.end_date is None or self.end_date.date() >= end_of_today:
+            return end_of_today
+        return ceil_day(self.end_date)
+
+    def normalized(self) -> dict[str, Any]:
+        """The settings as JSON values (dates as RFC 3339), for the SDK's config."""
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, tuple):
+                value = list(value)
+            if value is not None:
+                values[item.name] = value
+        return values
+
+
+def ceil_day(instant: datetime) -> date:
+    """The first UTC midnight at or after `instant`."""
+    day = instant.date()
+    if instant == datetime(day.year, day.month, day.day, tzinfo=UTC):
+        return day
+    return day + timedelta(days=1)
 
 
 def parse_instant(value: str) -> datetime:
-    """A date or RFC 3339 date-time as an aware UTC datetime (dates at midnight)."""
-    parsed = pendulum.parse(value, strict=False, tz="UTC")
-    if isinstance(parsed, pendulum.DateTime):
-        return parsed.in_timezone("UTC")
-    if isinstance(parsed, pendulum.Date):
-        return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+    """A date (`YYYY-MM-DD`) or an RFC 3339 date-time as an aware UTC datetime.
+
+    Only these forms: `01/10/2026` means 1 October to some and 10 January to
+    others, so it is refused rather than guessed. A date-time without an offset
+    is UTC, as the settings' descriptions say.
+    """
+    if not isinstance(value, str):
+        msg = f"not a string: {type(value).__name__}"
+        raise TypeError(msg)
+    text = value.strip()
+    if _DATE.fullmatch(text):
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if _DATE_TIME.fullmatch(text):
+        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     msg = f"not a date or date-time: {value!r}"
     raise ValueError(msg)
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -43,117 +147,292 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _check_dates(config: Mapping[str, Any], now: datetime) -> list[str]:
-    errors: list[str] = []
-    start = end = None
-    for key in ("start_date", "end_date"):
-        value = config.get(key)
-        if value is None:
-            continue
-        try:
-            parsed = parse_instant(str(value))
-        except (ValueError, pendulum.parsing.exceptions.ParserError):
-            errors.append(
-                f"{key}: cannot parse {value!r}; use YYYY-MM-DD or an RFC 3339 "
-                "date-time such as 2024-01-01T00:00:00Z"
-            )
-            continue
-        if key == "start_date":
-            start = parsed
-        else:
-            end = parsed
-    if start is not None and start > now:
-        errors.append(f"start_date: {config['start_date']} is in the future")
-    if start is not None and end is not None and start >= end:
-        errors.append(
-            f"start_date: {config['start_date']} is not before end_date "
-            f"{config['end_date']}"
-        )
-    return errors
+class _Errors(list[str]):
+    """Problems found so far, one line each."""
+
+    def add(self, setting: str, problem: str) -> None:
+        self.append(f"{setting}: {problem}")
 
 
-def _is_int_in(value: Any, low: int, high: int | None = None) -> bool:
-    """Whether `value` is an integer (not a bool) within [low, high]."""
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value >= low
-        and (high is None or value <= high)
-    )
-
-
-def _check_customer_ids(value: Any) -> list[str]:
+def _number(name: str, value: Any, errors: _Errors) -> float | int:
+    integer, low, high, default = NUMBERS[name]
     if value is None:
-        return []
-    if not isinstance(value, list):
-        return [
-            f"customer_ids: must be a list of customer ids, got {type(value).__name__}"
-        ]
+        return int(default) if integer else float(default)
+    kind = "an integer" if integer else "a number"
+    bounds = (
+        f"{low:g}..{high:g}" if integer else f"greater than {low:g}, at most {high:g}"
+    )
+    problem = f"{one_line(value, 60)} is not {kind} ({bounds})"
+    parsed: Decimal | None = None
+    if isinstance(value, bool):
+        parsed = None
+    elif isinstance(value, int | Decimal):
+        parsed = Decimal(value)
+    elif isinstance(value, float):
+        parsed = Decimal(value) if math.isfinite(value) else None
+    elif isinstance(value, str):
+        try:
+            parsed = Decimal(value.strip())
+        except InvalidOperation:
+            parsed = None
+    if parsed is None or not parsed.is_finite():
+        errors.add(name, problem)
+        return default
+    if integer and parsed != parsed.to_integral_value():
+        errors.add(name, problem)
+        return default
+    in_range = low <= parsed <= high if integer else low < parsed <= high
+    if not in_range:
+        errors.add(name, problem)
+        return default
+    return int(parsed) if integer else float(parsed)
+
+
+def _token(value: Any, errors: _Errors, warnings: list[str]) -> str:
+    if value is None or value == "":
+        errors.add(
+            "auth_token", "missing; set it in the config or TAP_METRONOME_AUTH_TOKEN"
+        )
+        return ""
+    if not isinstance(value, str):
+        errors.add(
+            "auth_token",
+            f"must be a string, not {_json_type(value)} (the value is not shown)",
+        )
+        return ""
+    token = value.strip()
+    if not token:
+        errors.add("auth_token", "is only whitespace")
+        return ""
+    if token != value:
+        warnings.append(
+            "auth_token: removed whitespace around the token (a trailing newline "
+            "from a file or variable is common)"
+        )
+    if token.lower().startswith("bearer ") or token.lower().startswith("bearer\t"):
+        errors.add(
+            "auth_token",
+            "starts with 'Bearer '; give the token alone (the value is not shown)",
+        )
+        return ""
+    if len(token) > MAX_TOKEN_LENGTH or not all("!" <= c <= "~" for c in token):
+        errors.add(
+            "auth_token",
+            "contains whitespace, control or non-ASCII characters, or is longer than "
+            f"{MAX_TOKEN_LENGTH}; an HTTP header cannot carry it (the value is not "
+            "shown)",
+        )
+        return ""
+    return token
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _api_url(value: Any, errors: _Errors) -> str:
+    """The API's base URL, refusing anything two URL parsers could read differently.
+
+    The check must decide the host exactly as the HTTP library that sends the
+    token will: userinfo, backslashes, whitespace, a path, a query or a fragment
+    are refused outright, and urllib3's own parser must agree on the host.
+    """
+    if value is None:
+        return DEFAULT_API_URL
+    if not isinstance(value, str):
+        errors.add("api_url", f"must be a string, not {_json_type(value)}")
+        return DEFAULT_API_URL
+    url = value.strip()
+    shown = "(not shown: it contains '@')" if "@" in url else one_line(url, 120)
+    if "@" in url:
+        errors.add(
+            "api_url",
+            f"{shown} must not contain user information (user:password@); the "
+            "token is the only credential",
+        )
+        return DEFAULT_API_URL
+    if any(c in url for c in "\\ \t") or one_line(url, len(url) + 1) != url:
+        errors.add(
+            "api_url", f"{shown} contains a backslash, whitespace or control character"
+        )
+        return DEFAULT_API_URL
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        theirs = parse_url(url)
+    except ValueError:
+        errors.add("api_url", f"{shown} is not a valid URL")
+        return DEFAULT_API_URL
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        errors.add(
+            "api_url", f"{shown} is not an http(s) URL such as {DEFAULT_API_URL}"
+        )
+        return DEFAULT_API_URL
+    if parts.path not in {"", "/"} or any(c in url for c in "?#;"):
+        errors.add(
+            "api_url",
+            f"{shown} must be the API's base URL without a path, query or fragment, "
+            f"such as {DEFAULT_API_URL} (the tap adds /v1/...)",
+        )
+        return DEFAULT_API_URL
+    if (theirs.host or "").strip("[]").lower() != parts.hostname.lower() or (
+        theirs.port != port
+    ):
+        errors.add("api_url", f"{shown} is ambiguous: URL parsers disagree on its host")
+        return DEFAULT_API_URL
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        errors.add(
+            "api_url",
+            f"{shown} must use https (the token would travel in clear text); http "
+            "is allowed only for localhost, 127.0.0.0/8 and [::1]",
+        )
+        return DEFAULT_API_URL
+    return url.rstrip("/")
+
+
+def _date(name: str, value: Any, errors: _Errors) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except (TypeError, ValueError):
+        errors.add(
+            name,
+            f"cannot read {one_line(value, 60)}; use YYYY-MM-DD or an RFC 3339 "
+            "date-time such as 2024-01-01T00:00:00Z",
+        )
+        return None
+
+
+def _boolean(name: str, value: Any, default: bool, errors: _Errors) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    errors.add(name, f"{one_line(value, 60)} is not true or false")
+    return default
+
+
+def _customer_ids(value: Any, errors: _Errors) -> tuple[str, ...] | None:
+    """Canonical uuids (lower case, no braces or `urn:uuid:`), each once."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # from the environment: a JSON list or "a,b,c"
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError:
+            errors.add("customer_ids", "is not a JSON list of customer ids")
+            return None
+        if value == [""]:
+            value = []
+    if not isinstance(value, list | tuple):
+        errors.add(
+            "customer_ids", f"must be a list of customer ids, not {_json_type(value)}"
+        )
+        return None
+    if not value:
+        errors.add(
+            "customer_ids",
+            "is an empty list, which would sync every customer; remove the setting "
+            "to sync every customer, or list at least one id",
+        )
+        return None
+    canonical: dict[str, None] = {}
     for position, item in enumerate(value):
         try:
-            uuid.UUID(str(item))
-        except ValueError:
-            return [
-                f"customer_ids: item {position} ({item!r}) is not a Metronome customer id (uuid)"
-            ]
-        if not isinstance(item, str):
-            return [f"customer_ids: item {position} ({item!r}) is not a string"]
-    return []
+            if not isinstance(item, str):
+                raise TypeError
+            canonical[str(uuid.UUID(item.strip()))] = None
+        except (TypeError, ValueError):
+            errors.add(
+                "customer_ids",
+                f"item {position} ({one_line(item, 60)}) is not a Metronome customer "
+                "id (a uuid)",
+            )
+            return None
+    return tuple(canonical)
 
 
-def check_settings(
-    config: Mapping[str, Any], *, now: datetime | None = None
-) -> list[str]:
-    """Return one line per invalid setting; empty when the config is usable."""
-    now = now or datetime.now(UTC)
-    errors: list[str] = []
-    if not str(config.get("auth_token") or "").strip():
-        errors.append(
-            "auth_token: missing; set it in the config or TAP_METRONOME_AUTH_TOKEN"
-        )
-    errors += _check_dates(config, now)
-
-    page_size = config.get("page_size", MAX_PAGE_SIZE)
-    if not _is_int_in(page_size, 1, MAX_PAGE_SIZE):
-        errors.append(f"page_size: {page_size!r} is not an integer in 1..100")
-
-    api_url = str(config.get("api_url") or "")
-    parts = urlsplit(api_url)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
-        errors.append(f"api_url: {api_url!r} is not an http(s) URL")
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
-        errors.append(
-            f"api_url: {api_url!r} must use https (the token would travel in "
-            "clear text); http is allowed only for loopback hosts"
-        )
-
-    for key in (
-        "request_timeout",
-        "max_requests_per_second",
-        "max_retry_seconds",
-        "retry_backoff_seconds",
-        "progress_interval_seconds",
+def _user_agent(value: Any, errors: _Errors) -> str | None:
+    if value is None or value == "":
+        return None
+    if (
+        not isinstance(value, str)
+        or len(value) > 256
+        or not all(" " <= c <= "~" for c in value)
     ):
-        value = config.get(key)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | float | Decimal)
-            or value <= 0
-        ):
-            errors.append(f"{key}: {value} must be a positive number")
-    concurrency = config.get("max_concurrency")
-    if concurrency is not None and not _is_int_in(concurrency, 1, MAX_CONCURRENCY):
-        errors.append(
-            f"max_concurrency: {concurrency!r} must be an integer in 1..{MAX_CONCURRENCY}"
+        errors.add(
+            "user_agent",
+            f"{one_line(value, 60)} must be printable ASCII text of at most 256 "
+            "characters (it is sent as a header)",
         )
-    lookback = config.get("lookback_days")
-    if lookback is not None and not _is_int_in(lookback, 1):
-        errors.append(
-            f"lookback_days: {lookback!r} must be an integer >= 1 (today's pending "
-            "costs must be re-read)"
-        )
-    errors += _check_customer_ids(config.get("customer_ids"))
-    retries = config.get("max_retries")
-    if retries is not None and not _is_int_in(retries, 0):
-        errors.append(f"max_retries: {retries!r} must be a non-negative integer")
-    return errors
+        return None
+    return value.strip() or None
+
+
+def parse_settings(
+    config: Mapping[str, Any], *, now: datetime | None = None
+) -> tuple[Settings | None, list[str], list[str]]:
+    """Parse the config: (settings or None, one line per error, warnings)."""
+    now = now or datetime.now(UTC)
+    errors = _Errors()
+    warnings: list[str] = []
+    token = _token(config.get("auth_token"), errors, warnings)
+    api_url = _api_url(config.get("api_url"), errors)
+    start = _date("start_date", config.get("start_date"), errors)
+    end = _date("end_date", config.get("end_date"), errors)
+    if start is None and config.get("start_date") is None:
+        errors.add("start_date", "missing; the first day of costs to sync, YYYY-MM-DD")
+    if start is not None:
+        if start.date() < EARLIEST_START:
+            errors.add(
+                "start_date",
+                f"{start.date()} is before {EARLIEST_START}; Metronome has no earlier data",
+            )
+        elif start > now:
+            errors.add(
+                "start_date", f"{one_line(config['start_date'])} is in the future"
+            )
+        elif end is not None and start >= end:
+            errors.add(
+                "start_date",
+                f"{one_line(config['start_date'])} is not before end_date "
+                f"{one_line(config['end_date'])}",
+            )
+    numbers = {name: _number(name, config.get(name), errors) for name in NUMBERS}
+    archived = _boolean(
+        "include_archived_customers",
+        config.get("include_archived_customers"),
+        True,
+        errors,
+    )
+    customer_ids = _customer_ids(config.get("customer_ids"), errors)
+    user_agent = _user_agent(config.get("user_agent"), errors)
+    if errors or start is None:
+        return None, list(errors), warnings
+    settings = Settings(
+        auth_token=token,
+        api_url=api_url,
+        start_date=start,
+        end_date=end,
+        include_archived_customers=archived,
+        customer_ids=customer_ids,
+        user_agent=user_agent,
+        **numbers,  # type: ignore[arg-type]
+    )
+    return settings, [], warnings
+
+
+#: The settings this module owns (the SDK's own, such as stream_maps, are not here).
+SETTING_NAMES = frozenset(item.name for item in fields(Settings))

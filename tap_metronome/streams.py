@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.resources
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from jsonschema import Draft202012Validator
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_metronome.client import MetronomeAPIError, MetronomeClient
 from tap_metronome.concurrency import fan_out
+from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.pagination import iter_pages
+from tap_metronome.records import cost_rows
 from tap_metronome.windows import (
     SYNCED_UNTIL,
     CostsBookmarks,
     Window,
-    ceil_day,
     day_windows,
-    default_end,
-    floor_day,
+    end_of_today,
     start_for,
 )
 
@@ -53,24 +57,69 @@ class MetronomeStream(Stream):
 
     schema = StreamSchema(SchemaDirectory(schema_dir()))
     _tap: TapMetronome
+    #: Where the stream's items come from, for error messages.
+    path = ""
 
     @property
     def page_size(self) -> int:
         """Items per list request (the API caps `limit` at 100)."""
-        return int(self.config.get("page_size", 100))
+        return self._tap.require_settings().page_size
 
     def list_all(
         self, path: str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, in API order."""
+        """Every item of a list endpoint, in API order; each must be an object."""
         for page in iter_pages(
             self._tap.client,
             path,
             stream=self.name,
             page_size=self.page_size,
             params=params,
+            stop=self._tap.stop,
         ):
-            yield from page.records
+            for item in page.records:
+                if not isinstance(item, dict):
+                    msg = (
+                        f"Stream {self.name}: GET {path} returned an item that is not "
+                        f"an object: {one_line(item, 80)}"
+                    )
+                    raise ResponseError(msg)
+                yield item
+
+    @functools.cached_property
+    def record_validator(self) -> Draft202012Validator:
+        """The stream's schema, compiled once (formats are not checked)."""
+        return Draft202012Validator(self.schema)
+
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
+        """Refuse a row that does not match the stream's schema, naming the field.
+
+        The SDK's conformance drops unknown fields (with a WARNING) but passes a
+        value of the wrong type on, which a target then rejects or mis-types.
+        """
+        error = next(iter(self.record_validator.iter_errors(row)), None)
+        if error is not None:
+            field = "/".join(str(part) for part in error.absolute_path) or "(item)"
+            msg = (
+                f"Stream {self.name}: GET {self.path} returned an item whose {field} "
+                f"does not match the schema: {one_line(error.message, 160)}"
+            )
+            raise ResponseError(msg)
+        return row
+
+
+def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
+    """The item's `id`, which the spec requires to be a string."""
+    value = item.get("id")
+    if not isinstance(value, str) or not value:
+        msg = (
+            f"Stream {stream}: GET {path} returned an item without a string id "
+            f"(id: {one_line(value, 60)})"
+        )
+        raise ResponseError(msg)
+    return value
 
 
 class CustomersStream(MetronomeStream):
@@ -85,15 +134,16 @@ class CustomersStream(MetronomeStream):
         """Yield each customer once, even if it was archived between the passes."""
         seen: dict[str, None] = {}  # ordered: costs follow the listing order
         passes: list[dict[str, Any]] = [{}]
-        if self.config.get("include_archived_customers", True):
+        if self._tap.require_settings().include_archived_customers:
             passes.append({"only_archived": "true"})
         duplicates = 0
         for params in passes:
             for customer in self.list_all(self.path, params):
-                if customer["id"] in seen:
+                customer_id = item_id(customer, stream=self.name, path=self.path)
+                if customer_id in seen:
                     duplicates += 1
                     continue
-                seen[customer["id"]] = None
+                seen[customer_id] = None
                 yield customer
         if duplicates:
             self.logger.info(
@@ -116,7 +166,7 @@ class PlansStream(MetronomeStream):
         """Yield every plan and remember the ids for `plan_charges`."""
         ids: list[str] = []
         for plan in self.list_all(self.path):
-            ids.append(plan["id"])
+            ids.append(item_id(plan, stream=self.name, path=self.path))
             yield plan
         self._tap.remember_ids(self.name, ids)
 
@@ -125,6 +175,7 @@ class PlanChargesStream(MetronomeStream):
     """The charges of every plan; the API item has no plan id, so the tap adds it."""
 
     name = "plan_charges"
+    path = "/v1/planDetails/{plan_id}/charges"
     primary_keys: ClassVar[list[str]] = ["plan_id", "id"]
     replication_key = None
 
@@ -148,6 +199,7 @@ class PlanChargesStream(MetronomeStream):
             max_workers=self._tap.max_concurrency,
             on_abort=self._tap.client.cancel,
         ):
+            self._tap.stop.check()
             if isinstance(charges, MetronomeAPIError):
                 skipped += 1
                 self.logger.warning(
@@ -228,22 +280,6 @@ class CustomerCosts:
 STATE_WRITES_PER_SYNC = 20
 
 
-def cost_rows(customer_id: str, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per credit type of a daily costs item (the API keys them by id)."""
-    return [
-        {
-            "customer_id": customer_id,
-            "start_timestamp": item["start_timestamp"],
-            "end_timestamp": item["end_timestamp"],
-            "credit_type_id": credit_type_id,
-            "credit_type_name": entry.get("name"),
-            "cost": entry.get("cost"),
-            "line_item_breakdown": entry.get("line_item_breakdown"),
-        }
-        for credit_type_id, entry in item["credit_types"].items()
-    ]
-
-
 class CustomerCostsStream(MetronomeStream):
     """Daily costs per customer and credit type, incremental with a lookback.
 
@@ -260,18 +296,27 @@ class CustomerCostsStream(MetronomeStream):
     ]
     replication_key = "end_timestamp"
     is_sorted = False
+    path = "/v1/customers/{customer_id}/costs"
     #: This stream writes its own STATE messages (see `STATE_WRITES_PER_SYNC`).
     STATE_MSG_FREQUENCY = 10**15
-    #: Rows are built field by field by `cost_rows` from parsed JSON (str, int,
-    #: Decimal, None, lists and dicts of those), so they already conform to the
-    #: schema; the SDK's per-record conformance walk was ~40% of the tap's CPU.
+    #: Rows are built and type-checked field by field by `records.cost_rows`, so
+    #: they match the schema; the SDK's per-record conformance walk (and a
+    #: generic schema validation) was ~40% of the tap's CPU.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    #: Future bookmarks named one by one in the log before the rest are counted.
+    NAMED_IN_LOG = 20
+
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
+        """Rows were checked by `cost_rows` already."""
+        return row
 
     def customer_ids(self) -> tuple[list[str], bool]:
         """The customers to sync, and whether they are the whole listing."""
-        configured = self.config.get("customer_ids")
+        configured = self._tap.require_settings().customer_ids
         if configured:
-            return list(dict.fromkeys(configured)), False
+            return list(configured), False
         return self._tap.known_ids("customers", self.name), True
 
     def windows_of(self, customer_id: str, bookmarks: CostsBookmarks) -> list[Window]:
@@ -279,7 +324,7 @@ class CustomerCostsStream(MetronomeStream):
         start = start_for(
             bookmarks.get(customer_id),
             start=self._start,
-            lookback_days=int(self.config.get("lookback_days", 35)),
+            lookback_days=self._tap.require_settings().lookback_days,
         )
         return list(day_windows(start, self._end, self.page_size))
 
@@ -307,12 +352,33 @@ class CustomerCostsStream(MetronomeStream):
             result.windows.append((window, items))
         return result
 
+    def read_bookmarks(self) -> CostsBookmarks:
+        """This stream's bookmarks; a future one (edited state) means re-read."""
+        bookmarks, future = CostsBookmarks.from_state(
+            self.stream_state, latest=end_of_today()
+        )
+        for customer_id, day in list(future.items())[: self.NAMED_IN_LOG]:
+            self.logger.warning(
+                "customer_costs: customer %s has a bookmark in the future (%s) in "
+                "the state, which no run can have written; re-reading it from "
+                "start_date",
+                customer_id,
+                day,
+            )
+        if len(future) > self.NAMED_IN_LOG:
+            self.logger.warning(
+                "customer_costs: %d more customers have a bookmark in the future; "
+                "re-reading them from start_date too",
+                len(future) - self.NAMED_IN_LOG,
+            )
+        return bookmarks
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield cost rows customer by customer, advancing each bookmark per window."""
-        self._start = floor_day(self.config["start_date"])
-        end_date = self.config.get("end_date")
-        self._end = ceil_day(end_date) if end_date else default_end()
-        bookmarks = CostsBookmarks.from_state(self.stream_state)
+        settings = self._tap.require_settings()
+        self._start = settings.costs_start()
+        self._end = settings.costs_end(datetime.now(UTC))
+        bookmarks = self.read_bookmarks()
         customer_ids, complete_listing = self.customer_ids()
         if complete_listing:
             dropped = bookmarks.keep_only(customer_ids)
@@ -325,40 +391,50 @@ class CustomerCostsStream(MetronomeStream):
         skipped = idle_days = rows = 0
         progress = Progress(
             total=len(customer_ids),
-            interval=float(self.config.get("progress_interval_seconds", 30)),
+            interval=settings.progress_interval_seconds,
             client=self._tap.client,
             logger=self.logger,
         )
         jobs = ((cid, self.windows_of(cid, bookmarks)) for cid in customer_ids)
-        for done, (_, result) in enumerate(
-            fan_out(
-                jobs,
-                self.fetch_customer,
-                max_workers=self._tap.max_concurrency,
-                on_abort=self._tap.client.cancel,
-            ),
-            start=1,
-        ):
-            # Records of a window are written before its bookmark moves.
-            for window, items in result.windows:
-                for item in items:
-                    item_rows = cost_rows(result.customer_id, item)
-                    if not item_rows:
-                        idle_days += 1
-                    rows += len(item_rows)
-                    yield from item_rows
-                bookmarks.advance(result.customer_id, window.end)
-            if result.error is not None:
-                skipped += 1
-                self.logger.warning(
-                    "Skipping customer %s in customer_costs: HTTP %d: %s",
-                    result.customer_id,
-                    result.error.status,
-                    result.error.api_message,
-                )
-            if done % flush_every == 0:
+        try:
+            for done, (_, result) in enumerate(
+                fan_out(
+                    jobs,
+                    self.fetch_customer,
+                    max_workers=self._tap.max_concurrency,
+                    on_abort=self._tap.client.cancel,
+                ),
+                start=1,
+            ):
+                # Records of a window are written before its bookmark moves.
+                where = f"Stream customer_costs: GET /v1/customers/{result.customer_id}/costs"
+                for window, items in result.windows:
+                    for item in items:
+                        item_rows = cost_rows(result.customer_id, item, where=where)
+                        if not item_rows:
+                            idle_days += 1
+                        rows += len(item_rows)
+                        yield from item_rows
+                    bookmarks.advance(result.customer_id, window.end)
+                if result.error is not None:
+                    skipped += 1
+                    self.logger.warning(
+                        "Skipping customer %s in customer_costs: HTTP %d: %s",
+                        result.customer_id,
+                        result.error.status,
+                        result.error.api_message,
+                    )
+                if done % flush_every == 0:
+                    self.write_bookmarks(bookmarks)
+                progress.update(done, rows)
+                self._tap.stop.check()
+        except BaseException:
+            # Stopping for any reason (a signal, an API error, a bad item): the
+            # bookmarks cover exactly the windows whose rows were yielded, so
+            # they are saved; the next run resumes after them.
+            with contextlib.suppress(Exception):
                 self.write_bookmarks(bookmarks)
-            progress.update(done, rows)
+            raise
         self.write_bookmarks(bookmarks, flush=False)
         self.logger.info(
             "customer_costs: %d customers synced, %d skipped, %d cost rows, "

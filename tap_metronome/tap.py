@@ -1,40 +1,38 @@
-"""The tap: its settings, their validation, and the streams it offers."""
+"""The tap: its settings, the inputs it is started with, and its streams."""
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import os
-import sys
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, Any
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_metronome import streams
-from tap_metronome.client import MetronomeClient, MetronomeError, Pacer, RetryPolicy
+from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
+from tap_metronome.errors import InputError, one_line
+from tap_metronome.logs import protect_logs
 from tap_metronome.output import BufferedRecordWriter
-from tap_metronome.settings import check_settings
+from tap_metronome.settings import (
+    DEFAULT_API_URL,
+    SETTING_NAMES,
+    Settings,
+    parse_settings,
+)
+from tap_metronome.stopping import StopRequest
+from tap_metronome.windows import CostsBookmarks, end_of_today
 
-DEFAULT_API_URL = "https://api.metronome.com"
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
-
-
-def _has_token(config: Any) -> bool:
-    """Whether the config the tap was given (dict or JSON file paths) sets auth_token."""
-    if config is None:
-        return False
-    if isinstance(config, dict):
-        return bool(config.get("auth_token"))
-    paths = config if isinstance(config, list | tuple) else [config]
-    for path in paths:
-        try:
-            if json.loads(Path(path).read_text()).get("auth_token"):
-                return True
-        except (OSError, ValueError, AttributeError):
-            continue
-    return False
 
 
 class TapMetronome(Tap):
@@ -190,49 +188,144 @@ class TapMetronome(Tap):
         ),
     ).to_dict()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if (
-            not kwargs.get("parse_env_config")
-            and os.environ.get(TOKEN_ENV_VAR)
-            and not _has_token(kwargs.get("config"))
-        ):
-            # The token may live only in the environment, without `--config ENV`.
-            kwargs["parse_env_config"] = True
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *,
+        config: Mapping[str, Any] | None = None,
+        state: Any = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.stop = StopRequest()
         self._client: MetronomeClient | None = None
         self._ids: dict[str, list[str]] = {}
-        if kwargs.get("validate_config", True):
-            errors = check_settings(self.config)
+        values = dict(config or {})
+        if not values.get("auth_token") and os.environ.get(TOKEN_ENV_VAR):
+            # The token may live only in the environment, without `--config ENV`.
+            parse_env_config = True
+        if parse_env_config:
+            values |= self.environment_config()
+        settings, errors, warnings = parse_settings(values)
+        token = values.get("auth_token")
+        if isinstance(token, str):
+            protect_logs({token, token.strip()})
+        if validate_config:
             if errors:
-                raise ConfigValidationError(
-                    "Config validation failed",
-                    errors=errors,
-                    schema=self.config_jsonschema,
-                )
+                raise ConfigValidationError("Config validation failed", errors=errors)
+            check_state(state)
+        self.settings: Settings | None = settings
+        if settings is not None:
+            values = {
+                key: value for key, value in values.items() if key not in SETTING_NAMES
+            } | settings.normalized()
+        super().__init__(
+            config={key: value for key, value in values.items() if value is not None},
+            state=state,
+            parse_env_config=False,
+            validate_config=validate_config,
+            **kwargs,
+        )
+        for warning in warnings:
+            self.logger.warning("%s", warning)
+
+    @classmethod
+    def environment_config(cls) -> dict[str, Any]:
+        """Settings from `TAP_METRONOME_*` variables (and a `.env` file).
+
+        The tap's own settings are read as strings and parsed by `settings`, so
+        that `TAP_METRONOME_MAX_REQUESTS_PER_SECOND=0.5` works and a bad value is
+        named; the SDK's settings (stream maps, flattening, ...) are parsed by the
+        SDK.
+        """
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        sdk_settings = {
+            "properties": {
+                name: prop
+                for name, prop in schema["properties"].items()
+                if name not in SETTING_NAMES
+            }
+        }
+        try:
+            values = parse_environment_config(sdk_settings, cls._env_var_prefix)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the user's input
+            msg = (
+                f"environment: a {cls._env_var_prefix}* variable cannot be read: "
+                f"{one_line(exc, 200)}"
+            )
+            raise InputError(msg) from None
+        for name in SETTING_NAMES:
+            variable = f"{cls._env_var_prefix}{name.upper()}"
+            if variable in os.environ:
+                values[name] = os.environ[variable]
+        return values
+
+    @classmethod
+    def cb_config(
+        cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
+    ) -> Any:
+        """Read `--config` files, refusing unreadable ones with one line."""
+        for path in value:
+            if path != "ENV":
+                read_json_object(path, "--config")
+        return super().cb_config(ctx, param, value)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Run the tap; `--state` and `--catalog` must be JSON objects."""
+        if state is not None:
+            state = io.StringIO(_json_object_text(state, "--state"))
+        if catalog is not None:
+            catalog = io.StringIO(_json_object_text(catalog, "--catalog"))
+        super().invoke(state=state, catalog=catalog, **kwargs)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Ask the sync to stop at its next safe point (see `stopping`).
+
+        Replaces the SDK's handler, which writes STATE and exits 0 from inside
+        the handler, in the middle of whatever the main thread was writing.
+        """
+        self.stop.request(signum)
 
     @property
     def max_concurrency(self) -> int:
         """Worker threads for partitioned streams."""
-        return int(self.config.get("max_concurrency", 8))
+        return self.require_settings().max_concurrency
+
+    def require_settings(self) -> Settings:
+        """The parsed settings (a sync always has them: the config was validated)."""
+        if self.settings is None:
+            msg = "config: the settings were not validated; run without --discover"
+            raise InputError(msg)
+        return self.settings
 
     @property
     def client(self) -> MetronomeClient:
         """The one HTTP client of the run, shared by every stream."""
         if self._client is None:
+            settings = self.require_settings()
             self._client = MetronomeClient(
-                api_url=self.config.get("api_url", DEFAULT_API_URL),
-                auth_token=self.config["auth_token"],
-                timeout=float(self.config.get("request_timeout", 60)),
-                user_agent=self.config.get("user_agent")
+                api_url=settings.api_url,
+                auth_token=settings.auth_token,
+                timeout=settings.request_timeout,
+                user_agent=settings.user_agent
                 or f"tap-metronome/{self.plugin_version}",
                 retry=RetryPolicy(
-                    max_retries=int(self.config.get("max_retries", 5)),
-                    backoff_base=float(self.config.get("retry_backoff_seconds", 1)),
-                    max_total_wait=float(self.config.get("max_retry_seconds", 600)),
+                    max_retries=settings.max_retries,
+                    backoff_base=settings.retry_backoff_seconds,
+                    max_total_wait=settings.max_retry_seconds,
                 ),
-                pacer=Pacer(float(self.config.get("max_requests_per_second", 8))),
+                pacer=Pacer(settings.max_requests_per_second),
                 logger=self.logger,
             )
+            self.stop.on_stop(self._client.cancel)
         return self._client
 
     def remember_ids(self, stream_name: str, ids: list[str]) -> None:
@@ -262,10 +355,60 @@ class TapMetronome(Tap):
         """Keep discovery order (the SDK sorts by name) so parents sync first."""
         return self.discover_streams()
 
-    def sync_all(self) -> None:
-        """Run the sync; an error a human must fix ends it with one clear line."""
-        try:
-            super().sync_all()
-        except MetronomeError as exc:
-            self.logger.error("%s", exc)
-            sys.exit(2)
+
+def read_json_object(path: str, option: str) -> dict[str, Any]:
+    """A JSON object from a file, or `InputError` naming the option and the file."""
+    shown = one_line(path, 200)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        msg = f"{option} {shown}: cannot read the file ({reason})"
+        raise InputError(msg) from None
+    return _parse_object(text, f"{option} {shown}")
+
+
+def _json_object_text(handle: IO[str], option: str) -> str:
+    try:
+        text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        msg = f"{option}: cannot read the file (not UTF-8 text?)"
+        raise InputError(msg) from None
+    _parse_object(text, option)
+    return text
+
+
+def _parse_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", "?")
+        msg = f"{where}: not valid JSON (line {line})"
+        raise InputError(msg) from None
+    except RecursionError:
+        msg = f"{where}: JSON nested too deeply"
+        raise InputError(msg) from None
+    if not isinstance(value, dict):
+        msg = f"{where}: must be a JSON object, not {type(value).__name__}"
+        raise InputError(msg)
+    return value
+
+
+def check_state(state: Any) -> None:
+    """Refuse, with one line, a state whose shape the tap or the SDK cannot read."""
+    if state is None:
+        return
+    if not isinstance(state, Mapping):
+        msg = f"state: must be a JSON object, not {type(state).__name__}"
+        raise InputError(msg)
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, Mapping):
+        msg = "state: bookmarks must be an object of stream name -> stream state"
+        raise InputError(msg)
+    for stream_name, stream_state in bookmarks.items():
+        if not isinstance(stream_state, Mapping):
+            msg = f"state: bookmarks.{one_line(stream_name, 60)} must be an object"
+            raise InputError(msg)
+    costs = bookmarks.get(streams.CustomerCostsStream.name)
+    if costs is not None:
+        CostsBookmarks.from_state(costs, latest=end_of_today())

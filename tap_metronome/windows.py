@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pendulum
-
-from tap_metronome.settings import parse_instant
+from tap_metronome.errors import InputError, one_line
 
 #: The state key holding costs bookmarks: {exclusive end date: [customer ids]}.
 SYNCED_UNTIL = "synced_until"
@@ -42,24 +40,9 @@ def rfc3339(day: date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
-def floor_day(value: str) -> date:
-    """The UTC day containing the instant `value` (a date or a date-time)."""
-    return parse_instant(value).date()
-
-
-def ceil_day(value: str) -> date:
-    """The first UTC midnight at or after the instant `value`."""
-    instant = parse_instant(value)
-    day = instant.date()
-    if instant == datetime.combine(day, time(), tzinfo=UTC):
-        return day
-    return day + timedelta(days=1)
-
-
-def default_end(now: datetime | None = None) -> date:
-    """By default sync through the end of the current UTC day (pending costs)."""
-    today = (now or pendulum.now("UTC")).astimezone(UTC).date()
-    return today + timedelta(days=1)
+def end_of_today(now: datetime | None = None) -> date:
+    """The exclusive end of the current UTC day: no bookmark may pass it."""
+    return (now or datetime.now(UTC)).astimezone(UTC).date() + timedelta(days=1)
 
 
 def day_windows(start: date, end: date, max_days: int) -> Iterator[Window]:
@@ -85,15 +68,44 @@ class CostsBookmarks:
         self._until: dict[str, date] = dict(synced_until or {})
 
     @classmethod
-    def from_state(cls, stream_state: Mapping[str, Any]) -> CostsBookmarks:
-        """Read bookmarks from the stream's state (absent or empty: none)."""
-        grouped = stream_state.get(SYNCED_UNTIL) or {}
+    def from_state(
+        cls, stream_state: Mapping[str, Any], *, latest: date
+    ) -> tuple[CostsBookmarks, dict[str, date]]:
+        """Read bookmarks from the stream's state (absent or empty: none).
+
+        Returns the bookmarks and, apart, those later than `latest` (the end of
+        the current UTC day): no run can have written that far, so the state was
+        edited or corrupted, and those customers are re-read from `start_date`.
+        A state of the wrong shape is refused with one line naming the place.
+        """
+        where = "state: bookmarks.customer_costs.synced_until"
+        grouped = stream_state.get(SYNCED_UNTIL)
+        if grouped is None:
+            grouped = {}
+        if not isinstance(grouped, Mapping):
+            msg = f"{where} must be an object of date -> customer ids, not {type(grouped).__name__}"
+            raise InputError(msg)
         until: dict[str, date] = {}
+        future: dict[str, date] = {}
         for day, customer_ids in grouped.items():
-            parsed = date.fromisoformat(day)
+            try:
+                if not isinstance(day, str) or len(day) != 10:
+                    raise ValueError(day)
+                parsed = date.fromisoformat(day)
+            except ValueError:
+                msg = f"{where} has key {one_line(day, 40)}, which is not a date (YYYY-MM-DD)"
+                raise InputError(msg) from None
+            if not isinstance(customer_ids, list) or not all(
+                isinstance(customer_id, str) for customer_id in customer_ids
+            ):
+                msg = f"{where}[{day!r}] must be a list of customer ids (strings)"
+                raise InputError(msg)
+            target = future if parsed > latest else until
             for customer_id in customer_ids:
-                until[customer_id] = max(parsed, until.get(customer_id, parsed))
-        return cls(until)
+                target[customer_id] = max(parsed, target.get(customer_id, parsed))
+        for customer_id in future:
+            until.pop(customer_id, None)
+        return cls(until), future
 
     def to_state(self) -> dict[str, list[str]]:
         """The grouped, sorted form written into STATE messages."""
@@ -131,6 +143,6 @@ def start_for(bookmark: date | None, *, start: date, lookback_days: int) -> date
     re-reads `lookback_days` before its bookmark, because late usage changes
     recent days' pending costs.
     """
-    if bookmark is None:
+    if bookmark is None or (bookmark - start).days <= lookback_days:
         return start
-    return max(start, bookmark - timedelta(days=lookback_days))
+    return bookmark - timedelta(days=lookback_days)

@@ -8,14 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from tap_metronome.streams import STATE_WRITES_PER_SYNC, cost_rows
+from tap_metronome.records import cost_rows
+from tap_metronome.settings import parse_settings
+from tap_metronome.streams import STATE_WRITES_PER_SYNC
 from tap_metronome.windows import (
     CostsBookmarks,
     Window,
-    ceil_day,
     day_windows,
-    default_end,
-    floor_day,
+    end_of_today,
     start_for,
 )
 from tests.conftest import run_tap, run_until_killed, tap_config
@@ -70,20 +70,41 @@ def test_window_length_follows_page_size():
     assert list(day_windows(date(2024, 1, 1), date(2024, 1, 1), 3)) == []
 
 
+NOW = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
+
+
+def costs_days(start_date: str, end_date: str | None = None) -> tuple[date, date]:
+    config = {"auth_token": "t", "start_date": start_date, "end_date": end_date}
+    settings, errors, _ = parse_settings(config, now=NOW)
+    assert settings is not None, errors
+    return settings.costs_start(), settings.costs_end(NOW)
+
+
 def test_start_and_end_dates_align_to_utc_days():
-    assert floor_day("2024-02-29") == date(2024, 2, 29)
-    assert floor_day("2024-02-29T23:59:59Z") == date(2024, 2, 29)
-    assert floor_day("2024-03-01T01:00:00+02:00") == date(2024, 2, 29)
+    assert costs_days("2024-02-29")[0] == date(2024, 2, 29)
+    assert costs_days("2024-02-29T23:59:59Z")[0] == date(2024, 2, 29)
+    assert costs_days("2024-03-01T01:00:00+02:00")[0] == date(2024, 2, 29)
     # end_date is exclusive: midnight ends the previous day, a time inside a day
     # includes that whole day (costs are whole days).
-    assert ceil_day("2024-03-01") == date(2024, 3, 1)
-    assert ceil_day("2024-03-01T00:00:00Z") == date(2024, 3, 1)
-    assert ceil_day("2024-02-29T12:00:00Z") == date(2024, 3, 1)
+    assert costs_days("2024-01-01", "2024-03-01")[1] == date(2024, 3, 1)
+    assert costs_days("2024-01-01", "2024-03-01T00:00:00Z")[1] == date(2024, 3, 1)
+    assert costs_days("2024-01-01", "2024-02-29T12:00:00Z")[1] == date(2024, 3, 1)
 
 
 def test_default_end_includes_today():
-    now = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
-    assert default_end(now) == date(2026, 11, 23)
+    assert end_of_today(NOW) == date(2026, 11, 23)
+    assert costs_days("2024-01-01")[1] == date(2026, 11, 23)
+
+
+def test_end_date_never_reaches_past_today():
+    """Days after today cannot have costs: a later end_date reads through today."""
+    for end_date in (
+        "2030-01-01",
+        "9999-12-31",
+        "9999-12-31T23:59:59Z",
+        "2026-11-23T00:00:01Z",
+    ):
+        assert costs_days("2024-01-01", end_date)[1] == date(2026, 11, 23)
 
 
 def test_lookback_and_backfill_start():
@@ -104,8 +125,11 @@ def test_bookmarks_round_trip_grouped_by_date():
     bookmarks.advance("c", date(2024, 1, 1))  # never goes back
     state = bookmarks.to_state()
     assert state == {"2024-02-01": ["c"], "2024-03-01": ["a", "b"]}
-    again = CostsBookmarks.from_state({"synced_until": state})
+    again, future = CostsBookmarks.from_state(
+        {"synced_until": state}, latest=date(2024, 3, 1)
+    )
     assert again.to_state() == state
+    assert future == {}
     assert again.keep_only(["a"]) == 2
     assert again.to_state() == {"2024-03-01": ["a"]}
 
@@ -119,7 +143,7 @@ def test_missing_optional_fields_become_nulls():
         "end_timestamp": "2024-01-02T00:00:00Z",
         "credit_types": {"ct": {}},
     }
-    assert cost_rows("cust", item) == [
+    assert cost_rows("cust", item, where="test") == [
         {
             "customer_id": "cust",
             "start_timestamp": "2024-01-01T00:00:00Z",
@@ -408,7 +432,9 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
         config, tmp_path / "killed", stop=lambda messages: costs_states(messages) >= 5
     )
     last_state = next(m["value"] for m in reversed(partial) if m["type"] == "STATE")
-    done = CostsBookmarks.from_state(last_state["bookmarks"]["customer_costs"])
+    done, _ = CostsBookmarks.from_state(
+        last_state["bookmarks"]["customer_costs"], latest=end_of_today()
+    )
     assert 0 < len(done) < 40
 
     server.app.quiesce()

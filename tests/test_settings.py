@@ -6,10 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tap_metronome.settings import check_settings, parse_instant
+from tap_metronome.settings import parse_instant, parse_settings
 from tests.conftest import run_tap, tap_config
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def check_settings(config, *, now=NOW):
+    return parse_settings(config, now=now)[1]
+
+
 GOOD = {
     "auth_token": "tok",
     "api_url": "https://api.metronome.com",
@@ -34,6 +40,24 @@ def test_good_config_has_no_errors():
         ({"end_date": "2023-12-31"}, "start_date"),
         ({"end_date": "soon"}, "end_date"),
         ({"page_size": 0}, "page_size"),
+        ({"start_date": "01/10/2026"}, "start_date"),
+        ({"start_date": "10/01/2026"}, "start_date"),
+        ({"start_date": "1999-12-31"}, "start_date"),
+        ({"end_date": "2026-13-01"}, "end_date"),
+        ({"customer_ids": []}, "customer_ids"),
+        ({"api_url": "https://api.metronome.com/v1"}, "api_url"),
+        ({"api_url": "http://127.1:8080"}, "api_url"),
+        ({"api_url": "http://127.0.0.1:1\\@example.com"}, "api_url"),
+        ({"api_url": "https://user:pw@api.metronome.com"}, "api_url"),
+        ({"request_timeout": "NaN"}, "request_timeout"),
+        ({"request_timeout": float("inf")}, "request_timeout"),
+        ({"max_concurrency": 2.5}, "max_concurrency"),
+        ({"include_archived_customers": "maybe"}, "include_archived_customers"),
+        ({"auth_token": ["a", "b"]}, "auth_token"),
+        ({"auth_token": 12345}, "auth_token"),
+        ({"auth_token": "Bearer abc"}, "auth_token"),
+        ({"auth_token": "tök"}, "auth_token"),
+        ({"user_agent": "x\r\nInjected: 1"}, "user_agent"),
         ({"page_size": 101}, "page_size"),
         ({"page_size": True}, "page_size"),
         ({"api_url": "http://api.metronome.com"}, "api_url"),
@@ -45,7 +69,9 @@ def test_good_config_has_no_errors():
         ({"max_requests_per_second": -2.5}, "max_requests_per_second"),
         ({"max_retry_seconds": 0}, "max_retry_seconds"),
         ({"lookback_days": 0}, "lookback_days"),
-        ({"customer_ids": "9371e33b-56af-4463-a952-fa67b19acf8c"}, "customer_ids"),
+        ({"customer_ids": 9371}, "customer_ids"),
+        ({"customer_ids": ""}, "customer_ids"),
+        ({"customer_ids": "[1, 2"}, "customer_ids"),
         ({"customer_ids": ["not-a-uuid"]}, "customer_ids"),
         ({"customer_ids": [123]}, "customer_ids"),
     ],
@@ -71,7 +97,7 @@ def test_bad_config_exits_before_any_request(fake_api, tmp_path):
     server = fake_api()
     run = run_tap(tap_config(server, page_size=500), tmp_path)
     assert run.returncode == 1
-    assert "page_size: 500 is not an integer in 1..100" in run.stderr
+    assert "page_size: 500 is not an integer (1..100)" in run.stderr
     assert run.stdout == ""
     assert server.app.count() == 0
 

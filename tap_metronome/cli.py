@@ -1,0 +1,100 @@
+"""The `tap-metronome` command: the SDK's command line, ending every failure in one line.
+
+The SDK prints a traceback for any exception it does not expect, and some of
+them quote the token. Here each way a run can fail ends with one log line that
+names the setting, the state, or the stream and endpoint, and an exit code
+(`errors` lists them). A traceback is logged only at DEBUG, without the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import NoReturn
+
+import click
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_metronome import stopping
+from tap_metronome.errors import (
+    EXIT_API,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    MetronomeError,
+    SyncInterrupted,
+    one_line,
+)
+from tap_metronome.logs import protect_logs
+from tap_metronome.tap import TapMetronome
+
+LOGGER = logging.getLogger(TapMetronome.name)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the tap's command line and exit with a code that says how it ended."""
+    command = TapMetronome.cli
+    protect_logs(set())
+    try:
+        result = command.main(
+            args=argv, prog_name=TapMetronome.name, standalone_mode=False
+        )
+        code = result if isinstance(result, int) else 0
+    except click.ClickException as exc:  # a usage error, e.g. an unknown option
+        exc.show()
+        code = exc.exit_code
+    except click.Abort:
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ConfigValidationError as exc:
+        for error in exc.errors:
+            LOGGER.error("%s", error)
+        LOGGER.error("Config validation failed")
+        code = EXIT_INPUT
+    except BrokenPipeError:
+        _detach_stdout()
+        LOGGER.error("stdout was closed: the target stopped reading; the run stopped")
+        code = EXIT_API
+    except BaseException as exc:  # noqa: BLE001 - the last line of a run is ours
+        code = _report(exc)
+    signum = stopping.received()
+    if signum is not None and code == 0:
+        # Stopped by a signal after the last safe point: the output is complete,
+        # but the scheduler asked the run to stop, so it does not look like success.
+        interrupted = SyncInterrupted(signum)
+        LOGGER.warning("%s", interrupted)
+        code = interrupted.exit_code
+    sys.exit(code)
+
+
+def _report(exc: BaseException) -> int:
+    signum = stopping.received()
+    if signum is not None and not isinstance(exc, MetronomeError | KeyboardInterrupt):
+        exc = SyncInterrupted(signum)  # e.g. a request cancelled by the stop
+    if isinstance(exc, SyncInterrupted):
+        LOGGER.warning("%s", exc)
+        return exc.exit_code
+    if isinstance(exc, MetronomeError):
+        LOGGER.error("%s", exc)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        LOGGER.warning("Interrupted before the sync started")
+        return 130
+    LOGGER.error(
+        "Unexpected error (a bug in tap-metronome; please report it with the DEBUG "
+        "log, TAP_METRONOME_LOGLEVEL=DEBUG): %s: %s",
+        type(exc).__name__,
+        one_line(str(exc), 300),
+    )
+    LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
+    return EXIT_INTERNAL
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,146 @@
+"""HTTP sessions whose every response is bounded in time and size.
+
+`requests` timeouts bound each socket operation, not a response: a server that
+sends one byte every half second keeps a request alive forever. Here every
+request runs under a `Deadline`; when it passes, a timer shuts the connection's
+socket down, which ends any read in progress at once, and the client reports
+the request as a timeout. Bodies are read in chunks up to `MAX_BODY_BYTES`.
+
+The socket is found through urllib3's documented extension point, the
+connection class of a pool: `getresponse()` is called on every request, new or
+reused connection, after the request is sent and before anything is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import BaseHTTPResponse
+
+#: A page of 100 items is a few hundred KB; anything near this is not an answer.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+_current = threading.local()
+
+
+class BodyTooLargeError(Exception):
+    """The response body passed `MAX_BODY_BYTES`."""
+
+
+class Deadline:
+    """Ends the request of the current thread, wherever it is, after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+    def attach(self, sock: socket.socket) -> None:
+        """Watch the socket the request is being answered on."""
+        with self._lock:
+            self._sock = sock
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: it only wakes the
+    # reader, without touching TLS state that the reading thread is using.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watched:
+    sock: socket.socket | None
+
+    def getresponse(self) -> BaseHTTPResponse:
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.attach(self.sock)
+        return super().getresponse()  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def new_session(headers: dict[str, str]) -> requests.Session:
+    """A session whose requests can be bounded by a `Deadline`."""
+    session = requests.Session()
+    adapter = _WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(headers)
+    return session
+
+
+def read_body(response: requests.Response) -> bytes:
+    """The whole (decoded) body of a streamed response, at most `MAX_BODY_BYTES`."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BodyTooLargeError
+    finally:
+        response.close()
+    return bytes(body)
