@@ -14,10 +14,16 @@ import sys
 from typing import NoReturn
 
 import click
-from singer_sdk.exceptions import ConfigValidationError
 
 from tap_metronome import stopping
-from tap_metronome.errors import (
+
+# Importing the SDK takes most of a second; a signal in that time is recorded
+# (and ends the run with 128+N) instead of raising KeyboardInterrupt.
+stopping.catch_early()
+
+from singer_sdk.exceptions import ConfigValidationError  # noqa: E402
+
+from tap_metronome.errors import (  # noqa: E402
     EXIT_API,
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -25,8 +31,8 @@ from tap_metronome.errors import (
     SyncInterrupted,
     one_line,
 )
-from tap_metronome.logs import protect_logs
-from tap_metronome.tap import TapMetronome
+from tap_metronome.logs import protect_logs  # noqa: E402
+from tap_metronome.tap import TapMetronome  # noqa: E402
 
 LOGGER = logging.getLogger(TapMetronome.name)
 
@@ -70,8 +76,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _report(exc: BaseException) -> int:
     signum = stopping.received()
-    if signum is not None and not isinstance(exc, MetronomeError | KeyboardInterrupt):
-        exc = SyncInterrupted(signum)  # e.g. a request cancelled by the stop
+    if signum is not None:
+        exc = SyncInterrupted(signum)  # whatever ended it (e.g. a cancelled request)
     if isinstance(exc, SyncInterrupted):
         LOGGER.warning("%s", exc)
         return exc.exit_code

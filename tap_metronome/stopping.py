@@ -12,8 +12,10 @@ the command line exits 128 + the signal number.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 from tap_metronome.errors import SyncInterrupted
 
@@ -23,6 +25,18 @@ _received: int | None = None
 def received() -> int | None:
     """The first termination signal this process received, if any."""
     return _received
+
+
+def _record(signum: int, frame: FrameType | None) -> None:
+    global _received
+    _received = _received or signum
+
+
+def catch_early() -> None:
+    """Record SIGTERM/SIGINT that arrive before the tap installs its handler."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _record)
+        signal.signal(signal.SIGINT, _record)
 
 
 class StopRequest:

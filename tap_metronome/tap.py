@@ -18,7 +18,7 @@ from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_metronome import streams
+from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.logs import protect_logs
@@ -228,6 +228,8 @@ class TapMetronome(Tap):
         )
         for warning in warnings:
             self.logger.warning("%s", warning)
+        if (early := stopping.received()) is not None:
+            self.stop.request(early)  # a signal came before the handler was set
 
     @classmethod
     def environment_config(cls) -> dict[str, Any]:

@@ -401,8 +401,12 @@ class FakeMetronomeApp:
         faults: Faults | None = None,
         latency: float = 0.0,
         rate_limit: float | None = None,
+        tamper: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         self.data = data
+        #: Hostile tests: rewrites each list page `(path, body) -> body` before it
+        #: is sent, to serve what the spec rules out (odd items, bad cursors).
+        self.tamper = tamper
         self.token = token
         self.faults = faults or Faults()
         #: Seconds added to every answer, to model network and server time.
@@ -629,15 +633,21 @@ class FakeMetronomeApp:
             and offset < len(items)
             and position % self.empty_page_every == self.empty_page_every - 1
         ):
-            return _json_response(
-                {"data": [], "next_page": _encode_cursor(listing, offset, empty=True)}
+            return self._list_response(
+                request,
+                {"data": [], "next_page": _encode_cursor(listing, offset, empty=True)},
             )
         chunk = items[offset : offset + limit]
         end = offset + len(chunk)
         if render is not None:
             chunk = [render(item) for item in chunk]
         cursor = _encode_cursor(listing, end, empty=False) if end < len(items) else None
-        return _json_response({"data": chunk, "next_page": cursor})
+        return self._list_response(request, {"data": chunk, "next_page": cursor})
+
+    def _list_response(self, request: Request, body: dict[str, Any]) -> Response:
+        if self.tamper is not None:
+            return _json_response(self.tamper(request.path, body))
+        return _json_response(body)
 
 
 def _limit(request: Request) -> int:

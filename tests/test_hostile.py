@@ -1,0 +1,574 @@
+"""Hostile input: what a careless user, a flaky network and an attacker would send.
+
+Every case runs the tap as users do (a subprocess) and checks the same things:
+the exit code; one clear log line naming the setting, the state, or the stream
+and endpoint; no traceback; the token nowhere in stdout or stderr; and stdout
+made of whole Singer messages, each RECORD valid against the SCHEMA the tap
+emitted for it, no primary key twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.fake_metronome import FakeData, FakeMetronomeApp, FakeMetronomeServer
+from tests.hostile_server import HostileServer, answer, echo_authorization, trickle
+
+SECRET = "sk-HOSTILE-SECRET-0042-visible"
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+TODAY = datetime.now(UTC).date()
+
+
+# -- running and checking ------------------------------------------------------------------
+
+
+def run_cli(
+    tmp_path: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    config_text: str | bytes | None = None,
+    state_text: str | None = None,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tap_metronome"]
+    if config is not None or config_text is not None:
+        path = tmp_path / "config.json"
+        if config_text is None:
+            config_text = json.dumps(config)
+        if isinstance(config_text, bytes):
+            path.write_bytes(config_text)
+        else:
+            path.write_text(config_text)
+        command += ["--config", str(path)]
+    if state_text is not None:
+        (tmp_path / "state.json").write_text(state_text)
+        command += ["--state", str(tmp_path / "state.json")]
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")
+    }
+    full_env.update(env or {})
+    return subprocess.run(
+        command + list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=full_env,
+        check=False,
+    )
+
+
+def singer_messages(stdout: str) -> list[dict[str, Any]]:
+    """Parse stdout, checking every line is whole and every RECORD honest."""
+    schemas: dict[str, Any] = {}
+    keys: dict[str, list[str]] = {}
+    seen: set[tuple[Any, ...]] = set()
+    messages = []
+    for line in stdout.splitlines():
+        message = _DECODER.decode(line)  # a broken line fails here
+        messages.append(message)
+        if message["type"] == "SCHEMA":
+            schemas[message["stream"]] = Draft202012Validator(message["schema"])
+            keys[message["stream"]] = message["key_properties"]
+        elif message["type"] == "RECORD":
+            stream = message["stream"]
+            errors = list(schemas[stream].iter_errors(message["record"]))
+            assert not errors, (stream, errors[0].message)
+            key = (stream, *(message["record"][k] for k in keys[stream]))
+            assert key not in seen, f"duplicate RECORD {key}"
+            seen.add(key)
+    return messages
+
+
+def check(
+    run: subprocess.CompletedProcess[str], code: int, needle: str | None = None
+) -> list[dict[str, Any]]:
+    """The common bar for every hostile case; returns the Singer messages."""
+    assert run.returncode == code, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert SECRET not in run.stdout + run.stderr
+    assert SECRET[3:-3] not in run.stdout + run.stderr
+    lines = run.stderr.splitlines()
+    assert all(len(line) < 25_000 for line in lines)
+    assert not any(line.startswith("2026-01-01 | ERROR | forged") for line in lines)
+    if needle is not None:
+        flagged = [line for line in lines if "| ERROR" in line or "| WARNING" in line]
+        assert any(needle in line for line in flagged), run.stderr[-3000:]
+    if code != 0:
+        assert "Traceback" not in run.stderr
+    return singer_messages(run.stdout)
+
+
+def small_data() -> FakeData:
+    return FakeData.generate(customers=6, archived=2, plans=2, charges_per_plan=2)
+
+
+def config_for(url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "auth_token": SECRET,
+        "api_url": url,
+        "start_date": "2024-06-01",
+        "end_date": "2024-06-08",
+        "max_requests_per_second": 1000,
+        "request_timeout": 5,
+        "retry_backoff_seconds": 0.01,
+        "max_retries": 1,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def server():
+    app = FakeMetronomeApp(small_data(), token=SECRET)
+    with FakeMetronomeServer(app) as running:
+        yield running
+
+
+# -- settings --------------------------------------------------------------------------
+
+BAD_SETTINGS = [
+    ({"auth_token": ["a", "b"]}, "auth_token"),
+    ({"auth_token": {"value": SECRET}}, "auth_token"),
+    ({"auth_token": 4242}, "auth_token"),
+    ({"auth_token": True}, "auth_token"),
+    ({"auth_token": f"Bearer {SECRET}"}, "auth_token"),
+    ({"auth_token": f"{SECRET[:10]}\n{SECRET[10:]}"}, "auth_token"),
+    ({"auth_token": f"{SECRET}é"}, "auth_token"),
+    ({"auth_token": f"{SECRET[:5]}\u2028{SECRET[5:]}"}, "auth_token"),
+    ({"auth_token": f"{SECRET[:5]}\x00{SECRET[5:]}"}, "auth_token"),
+    ({"auth_token": "   "}, "auth_token"),
+    ({"auth_token": None}, "auth_token"),
+    ({"start_date": "01/10/2026"}, "start_date"),
+    ({"start_date": "10/01/2026"}, "start_date"),
+    ({"start_date": "2024-02-30"}, "start_date"),
+    ({"start_date": "20240101"}, "start_date"),
+    ({"start_date": "2024-01-01T00:00:00+25:00"}, "start_date"),
+    ({"start_date": 20240101}, "start_date"),
+    ({"start_date": None}, "start_date"),
+    ({"start_date": "0001-01-01"}, "start_date"),
+    ({"end_date": "next week"}, "end_date"),
+    ({"page_size": None, "max_retries": "lots"}, "max_retries"),
+    ({"page_size": "1e400"}, "page_size"),
+    ({"request_timeout": "Infinity"}, "request_timeout"),
+    ({"request_timeout": 1e308}, "request_timeout"),
+    ({"max_requests_per_second": -0.5}, "max_requests_per_second"),
+    ({"max_concurrency": 10**20}, "max_concurrency"),
+    ({"lookback_days": [35]}, "lookback_days"),
+    ({"include_archived_customers": "sometimes"}, "include_archived_customers"),
+    ({"customer_ids": []}, "customer_ids"),
+    ({"customer_ids": [None]}, "customer_ids"),
+    ({"customer_ids": {"a": 1}}, "customer_ids"),
+    ({"user_agent": "tap\r\nX-Injected: 1"}, "user_agent"),
+]
+
+
+@pytest.mark.parametrize(("override", "setting"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_line_naming_it(server, tmp_path, override, setting):
+    run = run_cli(tmp_path, config=config_for(server.url, **override))
+    check(run, 1, f"{setting}: ")
+    assert run.stdout == ""
+    assert server.app.count() == 0
+
+
+BAD_URLS = [
+    "http://127.1:{port}\\@127.0.0.1:1",
+    "http://127.0.0.1:{port}\\@example.com",
+    "http://user:pass@127.0.0.1:{port}",
+    "https://{secret}@api.metronome.com",
+    "http://127.0.0.1:{port}/v1",
+    "http://127.0.0.1:{port}/?x=1",
+    "http://127.0.0.1:{port}#frag",
+    "http://127.0.0.1 :{port}",
+    "http://localhost.example.com:{port}",
+    "http://0x7f.1:{port}",
+    "http://example.com",
+    "javascript:alert(1)",
+    "ftp://127.0.0.1:{port}",
+    "http://127.0.0.1:99999",
+    "//127.0.0.1:{port}",
+    "http://[::1",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_api_url_allows_no_way_around_https(server, tmp_path, url):
+    url = url.format(port=server.port, secret=SECRET)
+    run = run_cli(tmp_path, config=config_for(url))
+    check(run, 1, "api_url: ")
+    assert server.app.count() == 0
+
+
+def test_nulls_mean_defaults(server, tmp_path):
+    nulls = {
+        "page_size": None,
+        "request_timeout": None,
+        "max_retries": None,
+        "max_retry_seconds": None,
+        "retry_backoff_seconds": None,
+        "max_concurrency": None,
+        "lookback_days": None,
+        "progress_interval_seconds": None,
+        "include_archived_customers": None,
+        "customer_ids": None,
+        "user_agent": None,
+        "end_date": None,
+    }
+    run = run_cli(tmp_path, config={**config_for(server.url), **nulls})
+    messages = check(run, 0)
+    customers = [
+        m for m in messages if m.get("stream") == "customers" and m["type"] == "RECORD"
+    ]
+    assert len(customers) == 8, (
+        "null include_archived_customers means the default, true"
+    )
+
+
+def test_a_token_with_surrounding_whitespace_is_trimmed_not_echoed(server, tmp_path):
+    run = run_cli(tmp_path, config=config_for(server.url, auth_token=f"{SECRET}\n"))
+    check(run, 0, "auth_token: removed whitespace")
+    (tmp_path / "env").mkdir()
+    config = config_for(server.url)
+    del config["auth_token"]
+    run = run_cli(
+        tmp_path / "env",
+        config=config,
+        env={"TAP_METRONOME_AUTH_TOKEN": f" {SECRET}\r\n"},
+    )
+    check(run, 0, "auth_token: removed whitespace")
+
+
+def test_settings_from_the_environment_are_parsed_and_named(server, tmp_path):
+    config = {
+        "start_date": "2024-06-01",
+        "end_date": "2024-06-03",
+        "api_url": server.url,
+    }
+    env = {
+        "TAP_METRONOME_AUTH_TOKEN": SECRET,
+        "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "500.5",
+        "TAP_METRONOME_PAGE_SIZE": "7",
+        "TAP_METRONOME_INCLUDE_ARCHIVED_CUSTOMERS": "false",
+    }
+    run = run_cli(tmp_path, config=config, env=env)
+    messages = check(run, 0)
+    customers = [
+        m for m in messages if m.get("stream") == "customers" and m["type"] == "RECORD"
+    ]
+    assert len(customers) == 6
+    assert {args.get("limit") for _, args in server.app.requests} == {"7"}
+    for variable, setting in [
+        ("TAP_METRONOME_PAGE_SIZE", "page_size"),
+        ("TAP_METRONOME_MAX_CONCURRENCY", "max_concurrency"),
+        ("TAP_METRONOME_REQUEST_TIMEOUT", "request_timeout"),
+        ("TAP_METRONOME_CUSTOMER_IDS", "customer_ids"),
+    ]:
+        (tmp_path / setting).mkdir()
+        run = run_cli(tmp_path / setting, config=config, env={**env, variable: "abc"})
+        check(run, 1, f"{setting}: ")
+
+
+def test_customer_ids_are_canonical_before_sending(server, tmp_path):
+    customer = small_data().customers[0]["id"]
+    variants = [customer.upper(), "{" + customer + "}", f"urn:uuid:{customer}"]
+    run = run_cli(tmp_path, config=config_for(server.url, customer_ids=variants))
+    check(run, 0)
+    costs = {path for path, _ in server.app.requests if path.endswith("/costs")}
+    assert costs == {f"/v1/customers/{customer}/costs"}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{not json", "--config"),
+        ("[1, 2]", "--config"),
+        (b"\xff\xfe{}", "--config"),
+        ("", "--config"),
+        ('"just a string"', "--config"),
+    ],
+)
+def test_an_unreadable_config_file_is_named(tmp_path, text, needle):
+    check(run_cli(tmp_path, config_text=text), 1, needle)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    run = run_cli(tmp_path, args=("--config", str(tmp_path / "nope.json")))
+    check(run, 1, "--config")
+
+
+# -- dates and bookmarks -------------------------------------------------------------------
+
+
+def costs_requests(app) -> list[tuple[str, str, str]]:
+    with app.lock:
+        return [
+            (path.split("/")[3], args["starting_on"], args["ending_before"])
+            for path, args in app.requests
+            if path.endswith("/costs")
+        ]
+
+
+@pytest.mark.parametrize(
+    "end_date", ["2030-01-01", "9999-12-31", "9999-12-31T23:59:59Z"]
+)
+def test_no_bookmark_passes_the_end_of_today(tmp_path, end_date):
+    data = FakeData.generate(customers=3, archived=0, plans=1)
+    app = FakeMetronomeApp(data, token=SECRET)
+    with FakeMetronomeServer(app) as server:
+        start = (TODAY - timedelta(days=20)).isoformat()
+        run = run_cli(
+            tmp_path, config=config_for(server.url, start_date=start, end_date=end_date)
+        )
+        messages = check(run, 0)
+    final = [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    days = final["bookmarks"]["customer_costs"]["synced_until"]
+    assert list(days) == [(TODAY + timedelta(days=1)).isoformat()]
+    assert max(ending for _, _, ending in costs_requests(app)) <= (
+        f"{(TODAY + timedelta(days=1)).isoformat()}T00:00:00Z"
+    )
+
+
+def test_a_future_bookmark_is_re_read_from_start_date(server, tmp_path):
+    ids = [c["id"] for c in small_data().customers]
+    state = {
+        "bookmarks": {
+            "customer_costs": {
+                "synced_until": {"2030-01-01": ids[:2], "2024-06-08": ids[2:]}
+            }
+        }
+    }
+    config = config_for(server.url, end_date=None, lookback_days=3)
+    run = run_cli(tmp_path, config=config, state_text=json.dumps(state))
+    check(run, 0, f"customer {ids[0]} has a bookmark in the future")
+    starts: dict[str, str] = {}
+    for cid, starting, _ in costs_requests(server.app):
+        starts[cid] = min(starting, starts.get(cid, starting))
+    assert starts[ids[0]] == starts[ids[1]] == "2024-06-01T00:00:00Z"
+    assert starts[ids[2]] == "2024-06-05T00:00:00Z"  # its bookmark minus 3 days
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "not json",
+        "[]",
+        '{"bookmarks": []}',
+        '{"bookmarks": {"customer_costs": []}}',
+        '{"bookmarks": {"customer_costs": {"synced_until": []}}}',
+        '{"bookmarks": {"customer_costs": {"synced_until": {"yesterday": ["a"]}}}}',
+        '{"bookmarks": {"customer_costs": {"synced_until": {"2024-01-01": "abc"}}}}',
+        '{"bookmarks": {"customer_costs": {"synced_until": {"2024-01-01": [1, 2]}}}}',
+        '{"bookmarks": {"customer_costs": {"synced_until": {"2024-1-1": ["a"]}}}}',
+        '{"bookmarks": {"customers": 5}}',
+    ],
+)
+def test_a_state_of_the_wrong_shape_is_named(server, tmp_path, state):
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=state)
+    check(run, 1, "state")
+    assert server.app.count() == 0
+
+
+def test_an_ancient_bookmark_is_harmless(server, tmp_path):
+    ids = [c["id"] for c in small_data().customers]
+    state = {"bookmarks": {"customer_costs": {"synced_until": {"0001-01-01": ids}}}}
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=json.dumps(state))
+    check(run, 0)
+
+
+# -- API answers the spec rules out --------------------------------------------------------
+
+
+def on(fragment: str, change: Callable[[dict[str, Any]], None]):
+    def tamper(path: str, body: dict[str, Any]) -> Any:
+        if fragment in path and body["data"]:
+            change(body)
+        return body
+
+    return tamper
+
+
+def first(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
+        if value is KeyError:
+            body["data"][0].pop(field, None)
+        else:
+            body["data"][0][field] = value
+
+    return change
+
+
+def first_credit_type(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
+        for item in body["data"]:
+            for entry in item["credit_types"].values():
+                entry[field] = value
+                return
+
+    return change
+
+
+def replace_body(value: Any) -> Callable[[str, dict[str, Any]], Any]:
+    return lambda path, body: value if path == "/v1/plans" else body
+
+
+BAD_ANSWERS = [
+    ("no-id", on("/v1/customers", first("id", KeyError)), "customers"),
+    ("id-number", on("/v1/customers", first("id", 12345)), "customers"),
+    ("id-list", on("/v1/customers", first("id", ["a"])), "customers"),
+    (
+        "item-string",
+        on("/v1/plans", lambda b: b["data"].__setitem__(0, "oops")),
+        "plans",
+    ),
+    ("item-null", on("/v1/plans", lambda b: b["data"].__setitem__(0, None)), "plans"),
+    ("name-number", on("/v1/customers", first("name", 5)), "name"),
+    ("prices-string", on("/charges", first("prices", "free")), "prices"),
+    ("credit-types-null", on("/costs", first("credit_types", None)), "credit_types"),
+    (
+        "credit-types-missing",
+        on("/costs", first("credit_types", KeyError)),
+        "credit_types",
+    ),
+    ("credit-types-list", on("/costs", first("credit_types", [])), "credit_types"),
+    ("end-null", on("/costs", first("end_timestamp", None)), "end_timestamp"),
+    ("cost-string", on("/costs", first_credit_type("cost", "12.50")), "cost"),
+    ("cost-bool", on("/costs", first_credit_type("cost", True)), "cost"),
+    (
+        "lines-object",
+        on("/costs", first_credit_type("line_item_breakdown", {})),
+        "line_item",
+    ),
+    (
+        "line-cost-string",
+        on(
+            "/costs",
+            first_credit_type("line_item_breakdown", [{"name": "x", "cost": "1"}]),
+        ),
+        "line item cost",
+    ),
+    ("page-null", replace_body(None), "plans"),
+    ("page-list", replace_body([]), "plans"),
+    ("page-no-data", replace_body({"items": [], "next_page": None}), "plans"),
+    ("cursor-number", replace_body({"data": [], "next_page": 5}), "plans"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "tamper", "needle"), BAD_ANSWERS, ids=[c[0] for c in BAD_ANSWERS]
+)
+def test_an_answer_the_spec_rules_out_stops_with_one_line(
+    tmp_path, case, tamper, needle
+):
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=tamper)
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    check(run, 2, needle)
+    last = run.stderr.strip().splitlines()[-1]
+    assert "| ERROR" in last and "Stream " in last and "GET /v1/" in last, last
+
+
+def test_what_the_api_may_add_passes_and_validates(tmp_path):
+    def tamper(path: str, body: dict[str, Any]) -> Any:
+        for item in body["data"]:
+            item["field_added_in_2027"] = {"nested": [1, 2]}
+            if path.endswith("/charges"):
+                item["charge_type"] = "usage_v2"  # a new enum value
+            for entry in item.get("credit_types", {}).values():
+                for line in entry.get("line_item_breakdown") or []:
+                    line["new_line_field"] = "x"
+        return body
+
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=tamper)
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    messages = check(run, 0)
+    lines = [
+        line
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "customer_costs"
+        for line in m["record"]["line_item_breakdown"] or []
+    ]
+    assert lines and all(line["new_line_field"] == "x" for line in lines)
+
+
+def test_an_id_with_line_breaks_forges_no_log_line(tmp_path):
+    forged = "0b6c0f1e\n2026-01-01 | ERROR | forged line"
+    app = FakeMetronomeApp(
+        small_data(), token=SECRET, tamper=on("/v1/customers", first("id", forged))
+    )
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    check(run, 0, "Skipping customer 0b6c0f1e\\n2026-01-01")
+
+
+# -- hostile HTTP ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
+def test_request_timeout_bounds_a_whole_trickling_response(tmp_path, in_headers):
+    with HostileServer(trickle(interval=0.2, in_headers=in_headers)) as hostile:
+        started = time.monotonic()
+        run = run_cli(
+            tmp_path,
+            config=config_for(hostile.url, request_timeout=1, max_retries=0),
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    check(run, 2, "no complete response within 1s")
+    # Generous: the point is that it ends, where before it never did.
+    assert elapsed < 30
+
+
+def test_a_redirect_is_not_followed(server, tmp_path):
+    location = f"{server.url}/v1/customers"
+    with HostileServer(answer("302 Found", b"", {"Location": location})) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, "redirect")
+    assert server.app.count() == 0, "the token went to the redirect target"
+
+
+def test_an_error_message_that_echoes_the_token_is_cut_and_redacted(tmp_path):
+    with HostileServer(echo_authorization) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, "bad request from Bearer <auth_token>\\n2026-01-01")
+    assert max(len(line) for line in run.stderr.splitlines()) < 2000
+
+
+@pytest.mark.parametrize(
+    ("scenario", "needle"),
+    [
+        (answer("200 OK", b"{not json"), "not valid JSON"),
+        (answer("204 No Content", b""), "not valid JSON"),
+        (answer("200 OK", b"null"), "did not answer a list page"),
+        (
+            answer("200 OK", b'{"data": [], "next_page": null}' + b"x" * 10),
+            "not valid JSON",
+        ),
+        (
+            answer("200 OK", b"x" * 100, {"Content-Encoding": "gzip"}),
+            "connection error",
+        ),
+        (lambda head, sock, stopped: None, "connection error"),
+        (answer("999 Nonsense", b"{}"), "999"),
+        (answer("418 I'm a teapot", b'{"message": "\\u001b[31mred\\u0007"}'), "418"),
+    ],
+)
+def test_broken_http_answers_end_in_one_line(tmp_path, scenario, needle):
+    with HostileServer(scenario) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, needle)
+    assert "\x1b" not in run.stderr and "\x07" not in run.stderr

@@ -1,0 +1,87 @@
+"""SIGTERM and SIGINT: the run exits 128+N, its output is whole, and it resumes.
+
+The tap's stdout is a pipe read slowly (a target busy writing to a warehouse),
+so a signal is likely to land while a block of records is being written: the
+case that used to duplicate records and write one RECORD inside another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.conftest import run_tap
+from tests.fake_metronome import FakeMetronomeApp, FakeMetronomeServer
+from tests.test_hostile import singer_messages
+from tests.test_reliability import config_for, data, records_by_key
+
+
+def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
+    """Run the tap, read its stdout slowly, send `signum` after `delay` seconds."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
+        assert proc.stdout is not None
+        out = bytearray()
+
+        def read_slowly() -> None:
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, 3000):
+                out.extend(chunk)
+                time.sleep(0.004)
+
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        time.sleep(delay)
+        proc.send_signal(signum)
+        proc.wait(timeout=120)
+        reader.join(timeout=60)
+    return proc.returncode, out.decode(), (tmp_path / "stderr.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
+        run = run_tap(config_for(server), tmp_path_factory.mktemp("clean"))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_signal_at_any_moment_leaves_whole_output_that_resumes(
+    clean, fake_api, tmp_path, seed
+):
+    rng = random.Random(seed)
+    signum = signal.SIGTERM if seed % 2 == 0 else signal.SIGINT
+    server = fake_api(data(), latency=0.002)
+    code, stdout, stderr = run_with_slow_reader(
+        config_for(server), tmp_path, signum=signum, delay=rng.uniform(0.9, 3.0)
+    )
+    assert code == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert f"Sync interrupted by {signal.Signals(signum).name}" in stderr
+    assert stdout.endswith("\n") or stdout == ""
+    partial = singer_messages(stdout)  # whole lines, no duplicate, all valid
+    states = [m["value"] for m in partial if m["type"] == "STATE"]
+    server.app.quiesce()
+    (tmp_path / "rerun").mkdir()
+    rerun = run_tap(
+        config_for(server), tmp_path / "rerun", state=states[-1] if states else None
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    union = records_by_key(partial) | records_by_key(rerun.messages)
+    assert union == records_by_key(clean.messages)
+    assert rerun.final_state == clean.final_state
