@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -478,7 +478,9 @@ def test_an_answer_the_spec_rules_out_stops_with_one_line(
         run = run_cli(tmp_path, config=config_for(server.url))
     check(run, 2, needle)
     last = run.stderr.strip().splitlines()[-1]
-    assert "| ERROR" in last and "Stream " in last and "GET /v1/" in last, last
+    assert "| ERROR" in last, last
+    assert "Stream " in last, last
+    assert "GET /v1/" in last, last
 
 
 def test_what_the_api_may_add_passes_and_validates(tmp_path):
@@ -502,7 +504,8 @@ def test_what_the_api_may_add_passes_and_validates(tmp_path):
         if m["type"] == "RECORD" and m["stream"] == "customer_costs"
         for line in m["record"]["line_item_breakdown"] or []
     ]
-    assert lines and all(line["new_line_field"] == "x" for line in lines)
+    assert lines
+    assert all(line["new_line_field"] == "x" for line in lines)
 
 
 def test_an_id_with_line_breaks_forges_no_log_line(tmp_path):
@@ -571,4 +574,5 @@ def test_broken_http_answers_end_in_one_line(tmp_path, scenario, needle):
     with HostileServer(scenario) as hostile:
         run = run_cli(tmp_path, config=config_for(hostile.url))
     check(run, 2, needle)
-    assert "\x1b" not in run.stderr and "\x07" not in run.stderr
+    assert "\x1b" not in run.stderr
+    assert "\x07" not in run.stderr
