@@ -58,7 +58,10 @@ class TapMetronome(Tap):
             th.StringType,
             default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the Metronome API (https; http only for loopback).",
+            description=(
+                "Base URL of the Metronome API, without a path (https; http only for "
+                "loopback)."
+            ),
         ),
         th.Property(
             "start_date",
@@ -66,7 +69,8 @@ class TapMetronome(Tap):
             required=True,
             title="Start date",
             description=(
-                "Earliest date (YYYY-MM-DD or RFC 3339 date-time, UTC) of costs to sync."
+                "First day of costs to sync: YYYY-MM-DD or an RFC 3339 date-time "
+                "(UTC when it has no offset), from 2000-01-01."
             ),
         ),
         th.Property(
@@ -74,8 +78,8 @@ class TapMetronome(Tap):
             th.StringType,
             title="End date",
             description=(
-                "Optional exclusive end of the costs to sync; default: the end of the "
-                "current UTC day."
+                "Optional exclusive end of the costs to sync, in the same formats; "
+                "default and latest: the end of the current UTC day."
             ),
         ),
         th.Property(
@@ -90,7 +94,10 @@ class TapMetronome(Tap):
             th.NumberType,
             default=60,
             title="Request timeout",
-            description="Seconds to wait for one response before retrying it.",
+            description=(
+                "Seconds within which a whole response (connection, headers and body) "
+                "must arrive before it is retried."
+            ),
         ),
         th.Property(
             "max_retries",
@@ -156,8 +163,8 @@ class TapMetronome(Tap):
             th.ArrayType(th.StringType),
             title="Customer IDs",
             description=(
-                "Restrict customer_costs to these Metronome customer ids (uuids); "
-                "default: every listed customer."
+                "Restrict customer_costs to these Metronome customer ids (uuids, at "
+                "least one); default: every listed customer."
             ),
         ),
         th.Property(
@@ -338,7 +345,11 @@ class TapMetronome(Tap):
         """Ids of a parent stream: from this run's sync of it, else a fresh listing."""
         if parent not in self._ids:
             stream = self.streams[parent]
-            self._ids[parent] = [item["id"] for item in stream.get_records(None)]
+            self._ids[parent] = [
+                item["id"]
+                for item in stream.get_records(None)
+                if isinstance(item, dict)
+            ]
             self.logger.info(
                 "%s: listed %d %s ids", child, len(self._ids[parent]), parent
             )

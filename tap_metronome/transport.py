@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import BaseHTTPResponse
+from urllib3.response import HTTPResponse
 
 #: A page of 100 items is a few hundred KB; anything near this is not an answer.
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -83,22 +83,22 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _Watched:
-    sock: socket.socket | None
-
-    def getresponse(self) -> BaseHTTPResponse:
-        deadline: Deadline | None = getattr(_current, "deadline", None)
-        if deadline is not None and self.sock is not None:
-            deadline.attach(self.sock)
-        return super().getresponse()  # type: ignore[misc]
+def _watch(sock: socket.socket | None) -> None:
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.attach(sock)
 
 
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _watch(self.sock)
+        return super().getresponse()
 
 
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _watch(self.sock)
+        return super().getresponse()
 
 
 class _HTTPPool(HTTPConnectionPool):
