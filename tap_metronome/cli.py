@@ -8,23 +8,26 @@ names the setting, the state, or the stream and endpoint, and an exit code
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from typing import NoReturn
-
-import click
-
 from tap_metronome import stopping
 
 # Importing the SDK takes most of a second; a signal in that time is recorded
 # (and ends the run with 128+N) instead of raising KeyboardInterrupt.
 stopping.catch_early()
 
-from singer_sdk.exceptions import ConfigValidationError  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+import click  # noqa: E402
+from singer_sdk.exceptions import (  # noqa: E402
+    ConfigValidationError,
+    MappingError,
+    SingerSDKError,
+)
 
 from tap_metronome.errors import (  # noqa: E402
-    EXIT_API,
     EXIT_INPUT,
     EXIT_INTERNAL,
     MetronomeError,
@@ -32,6 +35,7 @@ from tap_metronome.errors import (  # noqa: E402
     one_line,
 )
 from tap_metronome.logs import protect_logs  # noqa: E402
+from tap_metronome.output import OutputError  # noqa: E402
 from tap_metronome.tap import TapMetronome  # noqa: E402
 
 LOGGER = logging.getLogger(TapMetronome.name)
@@ -39,6 +43,14 @@ LOGGER = logging.getLogger(TapMetronome.name)
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the tap's command line and exit with a code that says how it ended."""
+    for variable in ("TAP_METRONOME_LOGLEVEL", "LOGLEVEL"):
+        level = os.environ.get(variable)
+        if level and not isinstance(logging.getLevelName(level.upper()), int):
+            sys.stderr.write(
+                f"{variable}: {one_line(level, 40)} is not a log level (DEBUG, INFO, "
+                "WARNING, ERROR or CRITICAL)\n"
+            )
+            sys.exit(EXIT_INPUT)
     command = TapMetronome.cli
     protect_logs(set())
     try:
@@ -58,10 +70,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
             LOGGER.error("%s", error)
         LOGGER.error("Config validation failed")
         code = EXIT_INPUT
-    except BrokenPipeError:
-        _detach_stdout()
-        LOGGER.error("stdout was closed: the target stopped reading; the run stopped")
-        code = EXIT_API
     except BaseException as exc:  # noqa: BLE001 - the last line of a run is ours
         code = _report(exc)
     signum = stopping.received()
@@ -71,6 +79,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         interrupted = SyncInterrupted(signum)
         LOGGER.warning("%s", interrupted)
         code = interrupted.exit_code
+    # The outcome is decided: later signals must not kill the interpreter while
+    # it writes the last records out.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
 
 
@@ -81,9 +93,17 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, SyncInterrupted):
         LOGGER.warning("%s", exc)
         return exc.exit_code
+    if isinstance(exc, OutputError):
+        _detach_stdout()
     if isinstance(exc, MetronomeError):
         LOGGER.error("%s", exc)
         return exc.exit_code
+    if isinstance(exc, MappingError):
+        LOGGER.error("stream_maps: %s", one_line(str(exc), 300))
+        return EXIT_INPUT
+    if isinstance(exc, SingerSDKError):
+        LOGGER.error("%s: %s", type(exc).__name__, one_line(str(exc), 300))
+        return EXIT_INPUT
     if isinstance(exc, KeyboardInterrupt):
         LOGGER.warning("Interrupted before the sync started")
         return 130

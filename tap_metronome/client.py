@@ -132,7 +132,7 @@ def _api_message(content: bytes, reason: str | None) -> str:
     """The API's `{"message"}`, or the start of the body, as received (unescaped)."""
     try:
         body = _DECODER.decode(content)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return content[:1000].decode("utf-8", "replace").strip() or (reason or "")
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"]
@@ -171,6 +171,8 @@ class MetronomeClient:
         self._sleep = sleep or self._cancelled.wait
         self._local = threading.local()
         self._lock = threading.Lock()
+        #: Deadlines of the requests in flight, so a stop can end them at once.
+        self._in_flight: set[Deadline] = set()
         self.requests_sent = 0
         self.retries = 0
 
@@ -178,19 +180,26 @@ class MetronomeClient:
         return f"MetronomeClient(api_url={self.api_url!r})"
 
     def cancel(self) -> None:
-        """Stop every thread's retries and further requests (the run is ending)."""
+        """Stop every thread's retries, further requests and requests in flight.
+
+        Safe in a signal handler: setting an event and shutting sockets down
+        take no lock that the interrupted main thread could hold.
+        """
         self._cancelled.set()
+        for deadline in list(self._in_flight):
+            deadline.expire()
 
     @property
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = new_session(
+                self.api_url,
                 {
                     "Authorization": self._auth_header,
                     "Accept": "application/json",
                     "User-Agent": self.user_agent,
-                }
+                },
             )
             self._local.session = session
         return session
@@ -222,7 +231,7 @@ class MetronomeClient:
                 wait = max(exc.wait or 0.0, self._backoff(attempt))
                 if waited + wait > self.retry.max_total_wait:
                     msg = (
-                        f"GET {path} (stream {stream}) gave up: waiting {wait:.1f}s more"
+                        f"GET {path} (stream {stream}) gave up: waiting {wait:.3g}s more"
                         f" would exceed {self.retry.max_total_wait:.0f}s of retries;"
                         f" last error: {exc.reason}"
                     )
@@ -258,8 +267,10 @@ class MetronomeClient:
             raise CancelledError(f"GET {path} (stream {stream}) cancelled")
         with self._lock:
             self.requests_sent += 1
+        deadline = Deadline(self.timeout)
+        self._in_flight.add(deadline)
         try:
-            with Deadline(self.timeout) as deadline:
+            with deadline:
                 response = self._session.get(
                     f"{self.api_url}{path}",
                     params=params,
@@ -285,6 +296,14 @@ class MetronomeClient:
                 raise _Retryable(f"connection error ({type(exc).__name__})") from None
             msg = f"GET {path} (stream {stream}) failed: {type(exc).__name__}"
             raise MetronomeError(msg) from None
+        finally:
+            self._in_flight.discard(deadline)
+        if self._cancelled.is_set():
+            raise CancelledError(f"GET {path} (stream {stream}) cancelled")
+        if deadline.expired:
+            # The socket was shut at the deadline; a body that "ended" then is
+            # cut short (e.g. an HTTP/1.0 body read until the connection closes).
+            raise _Retryable(f"no complete response within {self.timeout:g}s")
         status = response.status_code
         if (
             status in RETRY_CLIENT_STATUSES
@@ -324,7 +343,7 @@ class MetronomeClient:
             )
         try:
             return _DECODER.decode(content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             raise _Retryable(
                 f"HTTP {status} with a body that is not valid JSON ({len(content)} bytes)"
             ) from None

@@ -23,7 +23,13 @@ import sys
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
 
+from tap_metronome.errors import MetronomeError, one_line
+
 BLOCK_BYTES = 1 << 16
+
+
+class OutputError(MetronomeError):
+    """stdout cannot take more output."""
 
 
 class BufferedRecordWriter(MsgSpecWriter):
@@ -38,7 +44,7 @@ class BufferedRecordWriter(MsgSpecWriter):
         )  # records of a failed run still reach stdout
 
     def _flush_at_exit(self) -> None:
-        with contextlib.suppress(BrokenPipeError, ValueError):
+        with contextlib.suppress(Exception):
             self.flush()
 
     def write_message(self, message: Message) -> None:
@@ -52,14 +58,22 @@ class BufferedRecordWriter(MsgSpecWriter):
         if self._broken:
             self._pending.clear()
             return
-        out = sys.stdout.buffer
         try:
+            out = sys.stdout.buffer
             while self._pending:
                 written = out.write(self._pending)
                 del self._pending[: len(self._pending) if written is None else written]
             sys.stdout.flush()
-        except (BrokenPipeError, ValueError):
-            # The reader is gone (or stdout closed): nothing more can reach it.
+        except (OSError, ValueError, AttributeError) as exc:
+            # The reader is gone, the disk is full, or there is no stdout: nothing
+            # more can reach the target. Not an OSError, so that click does not
+            # turn a closed pipe into a silent exit 1.
             self._broken = True
             self._pending.clear()
-            raise
+            reason = (
+                "the target stopped reading"
+                if isinstance(exc, BrokenPipeError)
+                else one_line(exc, 120)
+            )
+            msg = f"stdout: cannot write Singer messages ({reason}); the run stopped"
+            raise OutputError(msg) from None

@@ -56,14 +56,27 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
     not the last one had data.
     """
 
+    #: Empty pages in a row after which a listing is taken to be endless: the API
+    #: returns an empty page with a cursor now and then, never hundreds in a row.
+    MAX_EMPTY_PAGES = 200
+
     def __init__(self, stream: str) -> None:
         super().__init__(None)
         self.stream = stream
         self._seen: set[str] = set()
+        self._empty_in_a_row = 0
 
     def get_next(self, response: CursorPage) -> str | None:  # type: ignore[override]
         """Return the next cursor, refusing any cursor already followed."""
         cursor = response.next_page
+        self._empty_in_a_row = 0 if response.records else self._empty_in_a_row + 1
+        if cursor is not None and self._empty_in_a_row >= self.MAX_EMPTY_PAGES:
+            msg = (
+                f"Stream {self.stream}: the API returned {self._empty_in_a_row} empty "
+                "pages in a row, each with a new cursor; stopping instead of paging "
+                "forever"
+            )
+            raise PaginationError(msg)
         if cursor is not None:
             if cursor in self._seen:
                 msg = (

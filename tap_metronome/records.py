@@ -9,10 +9,14 @@ API may add inside a line item pass through, as the schema admits them.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tap_metronome.errors import ResponseError, one_line
+
+if TYPE_CHECKING:
+    from tap_metronome.windows import Window
 
 _STRING = (str,)
 _NUMBER = (int, Decimal)
@@ -50,10 +54,40 @@ def _check_line_items(lines: Any, where: str, day: str) -> None:
                 )
 
 
-def cost_rows(customer_id: str, item: Any, *, where: str) -> list[dict[str, Any]]:
+def _instant(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
+def _check_day(start: str, end: str, window: Window, where: str) -> None:
+    """The item's day must lie in the window asked for: bookmarks depend on it."""
+    first = _instant(start)
+    last = _instant(end)
+    if (
+        first is None
+        or last is None
+        or first.time() != datetime.min.time()
+        or not window.start <= first.date() < window.end
+        or not first < last <= datetime(*window.end.timetuple()[:3], tzinfo=UTC)
+    ):
+        raise _refuse(
+            where,
+            f"an item outside the requested days {window.start}..{window.end} "
+            "(exclusive)",
+            f"{start} .. {end}",
+        )
+
+
+def cost_rows(
+    customer_id: str, item: Any, *, where: str, window: Window | None = None
+) -> list[dict[str, Any]]:
     """One row per credit type of a daily costs item (the API keys them by id).
 
-    `where` names the stream and endpoint for error messages.
+    `where` names the stream and endpoint for error messages; `window` is the
+    request's days, which the item must fall in.
     """
     if not isinstance(item, dict):
         raise _refuse(where, "an item that is not an object", item)
@@ -63,6 +97,8 @@ def cost_rows(customer_id: str, item: Any, *, where: str) -> list[dict[str, Any]
         raise _refuse(
             where, "an item without start_timestamp and end_timestamp strings", item
         )
+    if window is not None:
+        _check_day(start, end, window, where)
     credit_types = item.get("credit_types")
     if not isinstance(credit_types, dict):
         raise _refuse(

@@ -34,18 +34,17 @@ MAX_CONCURRENCY = 64
 EARLIEST_START = date(2000, 1, 1)
 MAX_TOKEN_LENGTH = 8192
 
-#: Number settings: (integer?, lowest, highest, default). The lowest bound of
-#: a float setting is exclusive ("greater than"), of an integer inclusive.
+#: Number settings: (integer?, lowest, highest, default), bounds inclusive.
 NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "page_size": (True, 1, MAX_PAGE_SIZE, 100),
-    "request_timeout": (False, 0, 3600, 60),
+    "request_timeout": (False, 0.1, 3600, 60),
     "max_retries": (True, 0, 100, 5),
-    "max_retry_seconds": (False, 0, 86_400, 600),
-    "retry_backoff_seconds": (False, 0, 3600, 1),
-    "max_requests_per_second": (False, 0, 10_000, 8),
+    "max_retry_seconds": (False, 0.01, 86_400, 600),
+    "retry_backoff_seconds": (False, 0.001, 3600, 1),
+    "max_requests_per_second": (False, 0.01, 10_000, 8),
     "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
     "lookback_days": (True, 1, 3650, 35),
-    "progress_interval_seconds": (False, 0, 86_400, 30),
+    "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -133,7 +132,11 @@ def parse_instant(value: str) -> datetime:
         parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # an offset that moves it out of years 1..9999
+            msg = f"out of range: {value!r}"
+            raise ValueError(msg) from None
     msg = f"not a date or date-time: {value!r}"
     raise ValueError(msg)
 
@@ -181,8 +184,7 @@ def _number(name: str, value: Any, errors: _Errors) -> float | int:
     if integer and parsed != parsed.to_integral_value():
         errors.add(name, problem)
         return default
-    in_range = low <= parsed <= high if integer else low < parsed <= high
-    if not in_range:
+    if not Decimal(str(low)) <= parsed <= Decimal(str(high)):
         errors.add(name, problem)
         return default
     return int(parsed) if integer else float(parsed)

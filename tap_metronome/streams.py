@@ -87,6 +87,11 @@ class MetronomeStream(Stream):
                 yield item
 
     @functools.cached_property
+    def keys_seen(self) -> set[tuple[str, ...]]:
+        """Primary keys emitted in this run: the API must not list an item twice."""
+        return set()
+
+    @functools.cached_property
     def record_validator(self) -> Draft202012Validator:
         """The stream's schema, compiled once (formats are not checked)."""
         return Draft202012Validator(self.schema)
@@ -94,9 +99,10 @@ class MetronomeStream(Stream):
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
-        """Refuse a row that does not match the stream's schema, naming the field.
+        """Refuse a row that does not match the schema; skip an item listed twice.
 
-        The SDK's conformance drops unknown fields (with a WARNING) but passes a
+        A wrong type stops the run naming the field; a repeat is skipped with a
+        WARNING naming its primary key. The SDK's conformance drops unknown fields (with a WARNING) but passes a
         value of the wrong type on, which a target then rejects or mis-types.
         """
         error = next(iter(self.record_validator.iter_errors(row)), None)
@@ -107,6 +113,17 @@ class MetronomeStream(Stream):
                 f"does not match the schema: {one_line(error.message, 160)}"
             )
             raise ResponseError(msg)
+        key = tuple(str(row.get(name)) for name in self.primary_keys or [])
+        if key:
+            if key in self.keys_seen:
+                self.logger.warning(
+                    "Stream %s: skipped an item that GET %s listed twice (primary key %s)",
+                    self.name,
+                    self.path,
+                    ", ".join(key),
+                )
+                return None
+            self.keys_seen.add(key)
         return row
 
 
@@ -132,6 +149,7 @@ class CustomersStream(MetronomeStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield each customer once, even if it was archived between the passes."""
+        self.keys_seen.clear()
         seen: dict[str, None] = {}  # ordered: costs follow the listing order
         passes: list[dict[str, Any]] = [{}]
         if self._tap.require_settings().include_archived_customers:
@@ -164,11 +182,14 @@ class PlansStream(MetronomeStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield every plan and remember the ids for `plan_charges`."""
-        ids: list[str] = []
+        self.keys_seen.clear()
+        ids: dict[str, None] = {}
         for plan in self.list_all(self.path):
-            ids.append(item_id(plan, stream=self.name, path=self.path))
+            plan_id = item_id(plan, stream=self.name, path=self.path)
+            if plan_id not in ids:  # a repeat is skipped (and logged) in post_process
+                ids[plan_id] = None
             yield plan
-        self._tap.remember_ids(self.name, ids)
+        self._tap.remember_ids(self.name, list(ids))
 
 
 class PlanChargesStream(MetronomeStream):
@@ -191,6 +212,7 @@ class PlanChargesStream(MetronomeStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield the charges plan by plan; a plan deleted since listing is skipped."""
+        self.keys_seen.clear()
         skipped = 0
         plan_ids = self._tap.known_ids("plans", self.name)
         for plan_id, charges in fan_out(
@@ -303,8 +325,6 @@ class CustomerCostsStream(MetronomeStream):
     #: they match the schema; the SDK's per-record conformance walk (and a
     #: generic schema validation) was ~40% of the tap's CPU.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    #: Future bookmarks named one by one in the log before the rest are counted.
-    NAMED_IN_LOG = 20
 
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
@@ -353,24 +373,10 @@ class CustomerCostsStream(MetronomeStream):
         return result
 
     def read_bookmarks(self) -> CostsBookmarks:
-        """This stream's bookmarks; a future one (edited state) means re-read."""
-        bookmarks, future = CostsBookmarks.from_state(
+        """This stream's bookmarks (future ones were dropped when the state was read)."""
+        bookmarks, _ = CostsBookmarks.from_state(
             self.stream_state, latest=end_of_today()
         )
-        for customer_id, day in list(future.items())[: self.NAMED_IN_LOG]:
-            self.logger.warning(
-                "customer_costs: customer %s has a bookmark in the future (%s) in "
-                "the state, which no run can have written; re-reading it from "
-                "start_date",
-                customer_id,
-                day,
-            )
-        if len(future) > self.NAMED_IN_LOG:
-            self.logger.warning(
-                "customer_costs: %d more customers have a bookmark in the future; "
-                "re-reading them from start_date too",
-                len(future) - self.NAMED_IN_LOG,
-            )
         return bookmarks
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -388,7 +394,7 @@ class CustomerCostsStream(MetronomeStream):
                     dropped,
                 )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
-        skipped = idle_days = rows = 0
+        skipped = idle_days = rows = duplicates = 0
         progress = Progress(
             total=len(customer_ids),
             interval=settings.progress_interval_seconds,
@@ -408,13 +414,28 @@ class CustomerCostsStream(MetronomeStream):
             ):
                 # Records of a window are written before its bookmark moves.
                 where = f"Stream customer_costs: GET /v1/customers/{result.customer_id}/costs"
+                days_seen: set[tuple[str, str]] = set()
                 for window, items in result.windows:
                     for item in items:
-                        item_rows = cost_rows(result.customer_id, item, where=where)
+                        item_rows = cost_rows(
+                            result.customer_id, item, where=where, window=window
+                        )
                         if not item_rows:
                             idle_days += 1
-                        rows += len(item_rows)
-                        yield from item_rows
+                        for row in item_rows:
+                            key = (row["start_timestamp"], row["credit_type_id"])
+                            if key in days_seen:
+                                duplicates += 1
+                                self.logger.warning(
+                                    "customer_costs: skipped a costs row that the API "
+                                    "listed twice (customer %s, %s, credit type %s)",
+                                    result.customer_id,
+                                    *key,
+                                )
+                                continue
+                            days_seen.add(key)
+                            rows += 1
+                            yield row
                     bookmarks.advance(result.customer_id, window.end)
                 if result.error is not None:
                     skipped += 1
@@ -438,11 +459,12 @@ class CustomerCostsStream(MetronomeStream):
         self.write_bookmarks(bookmarks, flush=False)
         self.logger.info(
             "customer_costs: %d customers synced, %d skipped, %d cost rows, "
-            "%d idle days without costs, %d requests",
+            "%d idle days without costs, %d duplicate rows skipped, %d requests",
             len(customer_ids) - skipped,
             skipped,
             rows,
             idle_days,
+            duplicates,
             progress.requests,
         )
 
@@ -455,3 +477,14 @@ class CustomerCostsStream(MetronomeStream):
         self.stream_state[SYNCED_UNTIL] = bookmarks.to_state()
         if flush:
             self._tap.state_writer.write_state(self.tap_state)
+
+
+#: Every stream, in sync order: parents before the children that reuse their ids.
+STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
+    CustomersStream,
+    PlansStream,
+    PlanChargesStream,
+    CustomerCostsStream,
+)
+#: Their names (the SDK declares `name` per instance; these classes set it).
+STREAM_NAMES = frozenset(t.name for t in STREAM_TYPES)  # type: ignore[misc]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import os
 from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -17,6 +19,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import Catalog
 
 from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
@@ -30,7 +33,7 @@ from tap_metronome.settings import (
     parse_settings,
 )
 from tap_metronome.stopping import StopRequest
-from tap_metronome.windows import CostsBookmarks, end_of_today
+from tap_metronome.windows import SYNCED_UNTIL, CostsBookmarks, end_of_today
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -220,7 +223,7 @@ class TapMetronome(Tap):
         if validate_config:
             if errors:
                 raise ConfigValidationError("Config validation failed", errors=errors)
-            check_state(state)
+            state = read_state(state, self.logger)
         self.settings: Settings | None = settings
         if settings is not None:
             values = {
@@ -292,7 +295,9 @@ class TapMetronome(Tap):
         if state is not None:
             state = io.StringIO(_json_object_text(state, "--state"))
         if catalog is not None:
-            catalog = io.StringIO(_json_object_text(catalog, "--catalog"))
+            text = _json_object_text(catalog, "--catalog")
+            check_catalog(json.loads(text))
+            catalog = io.StringIO(text)
         super().invoke(state=state, catalog=catalog, **kwargs)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -357,12 +362,7 @@ class TapMetronome(Tap):
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
         """Streams in sync order: parents before the children that reuse their ids."""
-        return [
-            streams.CustomersStream(self),
-            streams.PlansStream(self),
-            streams.PlanChargesStream(self),
-            streams.CustomerCostsStream(self),
-        ]
+        return [stream_type(self) for stream_type in streams.STREAM_TYPES]
 
     def load_streams(self) -> list[streams.MetronomeStream]:
         """Keep discovery order (the SDK sorts by name) so parents sync first."""
@@ -393,7 +393,7 @@ def _json_object_text(handle: IO[str], option: str) -> str:
 
 def _parse_object(text: str, where: str) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_float=Decimal)
+        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as exc:
         line = getattr(exc, "lineno", "?")
         msg = f"{where}: not valid JSON (line {line})"
@@ -407,21 +407,126 @@ def _parse_object(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def check_state(state: Any) -> None:
-    """Refuse, with one line, a state whose shape the tap or the SDK cannot read."""
+def check_catalog(catalog: dict[str, Any]) -> None:
+    """Refuse, with one line naming `--catalog`, a catalog the SDK cannot read."""
+    problem = None
+    entries = catalog.get("streams")
+    if not isinstance(entries, list):
+        problem = "streams must be a list"
+    else:
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(
+                entry.get("tap_stream_id"), str
+            ):
+                problem = f"streams[{position}] needs a tap_stream_id string"
+            elif not isinstance(entry.get("schema"), dict) or not isinstance(
+                entry["schema"].get("properties", {}), dict
+            ):
+                problem = f"streams[{position}].schema must be a JSON Schema object"
+            elif not isinstance(entry.get("metadata", []), list) or not all(
+                isinstance(item, dict)
+                and isinstance(item.get("breadcrumb"), list)
+                and isinstance(item.get("metadata"), dict)
+                for item in entry.get("metadata", [])
+            ):
+                problem = (
+                    f"streams[{position}].metadata must be a list of "
+                    "{breadcrumb, metadata} objects"
+                )
+            if problem:
+                break
+    if problem is None:
+        try:
+            Catalog.from_dict(catalog)
+        except Exception as exc:  # noqa: BLE001 - any failure is the catalog's
+            problem = one_line(f"{type(exc).__name__}: {exc}", 200)
+    if problem is not None:
+        msg = f"--catalog: not a Singer catalog the tap can use: {problem}"
+        raise InputError(msg)
+
+
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity; Python's parser accepts them unless told."""
+    msg = f"{name} is not a JSON value"
+    raise ValueError(msg)
+
+
+#: Future bookmarks named one by one in the log before the rest are counted.
+NAMED_IN_LOG = 20
+#: The SDK's own per-stream state keys, which the tap does not read.
+_SDK_STATE_KEYS = ("replication_key", "replication_key_value", "progress_markers")
+
+
+def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
+    """The state to start from, or `InputError` naming what is wrong with it.
+
+    Only what the tap reads is kept for its own streams: `synced_until` for
+    customer_costs, without bookmarks later than today (no run can have written
+    them: the state was edited or corrupted; those customers are re-read from
+    `start_date`, which is safe because rows upsert on their key), and nothing for
+    the full-table streams. The SDK's markers are dropped, so that a bad or future
+    marker is neither echoed into new STATE messages nor fatal. The state of
+    streams this version does not know is kept when the SDK can read it.
+    """
     if state is None:
-        return
+        return None
     if not isinstance(state, Mapping):
         msg = f"state: must be a JSON object, not {type(state).__name__}"
         raise InputError(msg)
-    bookmarks = state.get("bookmarks", {})
+    bookmarks = state.get("bookmarks")
+    if bookmarks is None:
+        bookmarks = {}
     if not isinstance(bookmarks, Mapping):
         msg = "state: bookmarks must be an object of stream name -> stream state"
         raise InputError(msg)
-    for stream_name, stream_state in bookmarks.items():
+    kept: dict[str, Any] = {}
+    for name, stream_state in bookmarks.items():
+        where = f"state: bookmarks.{one_line(name, 60)}"
         if not isinstance(stream_state, Mapping):
-            msg = f"state: bookmarks.{one_line(stream_name, 60)} must be an object"
+            msg = f"{where} must be an object"
             raise InputError(msg)
-    costs = bookmarks.get(streams.CustomerCostsStream.name)
-    if costs is not None:
-        CostsBookmarks.from_state(costs, latest=end_of_today())
+        if name == streams.CustomerCostsStream.name:
+            costs, future = CostsBookmarks.from_state(
+                stream_state, latest=end_of_today()
+            )
+            _warn_future(future, logger)
+            kept[name] = {SYNCED_UNTIL: costs.to_state()}
+        elif name in streams.STREAM_NAMES:
+            kept[name] = {}
+        else:
+            _check_sdk_state(stream_state, where)
+            kept[name] = dict(stream_state)
+    return {**state, "bookmarks": kept}
+
+
+def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:
+    markers = stream_state.get("progress_markers")
+    if markers is not None and not isinstance(markers, Mapping):
+        msg = f"{where}.progress_markers must be an object"
+        raise InputError(msg)
+    partitions = stream_state.get("partitions")
+    if partitions is not None and not (
+        isinstance(partitions, list)
+        and all(
+            isinstance(p, Mapping) and isinstance(p.get("context", {}), Mapping)
+            for p in partitions
+        )
+    ):
+        msg = f"{where}.partitions must be a list of objects with a context object"
+        raise InputError(msg)
+
+
+def _warn_future(future: Mapping[str, date], logger: logging.Logger) -> None:
+    for customer_id, day in list(future.items())[:NAMED_IN_LOG]:
+        logger.warning(
+            "state: customer_costs bookmark of customer %s is in the future (%s), "
+            "which no run can have written; re-reading it from start_date",
+            customer_id,
+            day,
+        )
+    if len(future) > NAMED_IN_LOG:
+        logger.warning(
+            "state: %d more customer_costs bookmarks are in the future; re-reading "
+            "those customers from start_date too",
+            len(future) - NAMED_IN_LOG,
+        )

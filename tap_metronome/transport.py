@@ -40,7 +40,9 @@ class Deadline:
     """Ends the request of the current thread, wherever it is, after `seconds`."""
 
     def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: `expire` may run in a signal handler on the main thread
+        # while that thread is inside `attach`.
+        self._lock = threading.RLock()
         self._sock: socket.socket | None = None
         self.expired = False
         self._timer = threading.Timer(seconds, self._expire)
@@ -67,6 +69,10 @@ class Deadline:
             expired = self.expired
         if expired:
             _shut(sock)
+
+    def expire(self) -> None:
+        """End the request now (the run is stopping)."""
+        self._expire()
 
     def _expire(self) -> None:
         with self._lock:
@@ -123,9 +129,20 @@ class _WatchedAdapter(HTTPAdapter):
         return manager
 
 
-def new_session(headers: dict[str, str]) -> requests.Session:
-    """A session whose requests can be bounded by a `Deadline`."""
+def new_session(base_url: str, headers: dict[str, str]) -> requests.Session:
+    """A session for `base_url` whose requests can be bounded by a `Deadline`.
+
+    The environment is not trusted wholesale: a `~/.netrc` entry would replace
+    the Authorization header, and a proxy for a plain-http (loopback) URL would
+    receive the token in clear text. Proxies from the environment (and its
+    `NO_PROXY`) are used for https only, where the proxy sees only a tunnel.
+    """
     session = requests.Session()
+    session.trust_env = False
+    if base_url.startswith("https://"):
+        proxy = requests.utils.get_environ_proxies(base_url).get("https")
+        if proxy:
+            session.proxies = {"https": proxy}
     adapter = _WatchedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -353,7 +353,7 @@ def test_a_future_bookmark_is_re_read_from_start_date(server, tmp_path):
     }
     config = config_for(server.url, end_date=None, lookback_days=3)
     run = run_cli(tmp_path, config=config, state_text=json.dumps(state))
-    check(run, 0, f"customer {ids[0]} has a bookmark in the future")
+    check(run, 0, f"bookmark of customer {ids[0]} is in the future")
     starts: dict[str, str] = {}
     for cid, starting, _ in costs_requests(server.app):
         starts[cid] = min(starting, starts.get(cid, starting))
@@ -576,3 +576,236 @@ def test_broken_http_answers_end_in_one_line(tmp_path, scenario, needle):
     check(run, 2, needle)
     assert "\x1b" not in run.stderr
     assert "\x07" not in run.stderr
+
+
+# -- found by a hostile review (each failed before its fix) ---------------------------------
+
+
+def test_proxy_variables_never_carry_the_token_over_plain_http(server, tmp_path):
+    with HostileServer(answer("503 Service Unavailable", b"{}")) as proxy:
+        env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "ALL_PROXY": proxy.url}
+        run = run_cli(tmp_path, config=config_for(server.url), env=env)
+    check(run, 0)
+    assert proxy.heads == []
+
+
+def test_endless_empty_pages_end_in_one_line(tmp_path):
+    def endless(head: bytes, sock: Any, stopped: Any) -> None:
+        cursor = f"c{time.monotonic_ns()}".encode()
+        answer("200 OK", b'{"data": [], "next_page": "' + cursor + b'"}')(
+            head, sock, stopped
+        )
+
+    with HostileServer(endless) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, "empty pages in a row")
+    assert len(hostile.heads) == 200
+
+
+@pytest.mark.parametrize(
+    "fragment", ["/v1/plans", "/charges", "/costs", "/v1/customers"]
+)
+def test_an_item_listed_twice_is_emitted_once_and_logged(tmp_path, fragment):
+    def repeat(body: dict[str, Any]) -> None:
+        body["data"].append(body["data"][0])
+
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=on(fragment, repeat))
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    check(run, 0, "twice")  # `check` fails on any primary key emitted twice
+
+
+def test_a_costs_item_outside_the_window_asked_for_is_refused(tmp_path):
+    app = FakeMetronomeApp(
+        small_data(),
+        token=SECRET,
+        tamper=on("/costs", first("start_timestamp", "9999-12-31T00:00:00Z")),
+    )
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    messages = check(run, 2, "outside the requested days")
+    assert "9999" not in json.dumps([m for m in messages if m["type"] == "STATE"])
+
+
+def test_no_state_message_carries_a_future_bookmark(server, tmp_path):
+    ids = [c["id"] for c in small_data().customers]
+    state = {
+        "bookmarks": {
+            "customer_costs": {
+                "synced_until": {"2030-01-01": ids},
+                "replication_key": "end_timestamp",
+                "replication_key_value": "9999-12-31T00:00:00Z",
+                "progress_markers": {"replication_key_value": "9999-12-31T00:00:00Z"},
+            },
+            "customers": {"replication_key_value": "9999-12-31", "partitions": "x"},
+        }
+    }
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=json.dumps(state))
+    messages = check(run, 0, "is in the future")
+    states = json.dumps([m for m in messages if m["type"] == "STATE"])
+    assert "2030-01-01" not in states
+    assert "9999" not in states
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        {"streams": None},
+        {"streams": {"a": 1}},
+        {"streams": ["customers"]},
+        {"streams": [{"tap_stream_id": "customers", "schema": None}]},
+        {"streams": [{"tap_stream_id": "customers", "schema": {}, "metadata": None}]},
+        {"streams": [{"tap_stream_id": "customers", "schema": {}, "metadata": [1]}]},
+    ],
+)
+def test_a_catalog_of_the_wrong_shape_is_named(server, tmp_path, catalog):
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    run = run_cli(
+        tmp_path,
+        config=config_for(server.url),
+        args=("--catalog", str(tmp_path / "catalog.json")),
+    )
+    check(run, 1, "--catalog")
+    assert server.app.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("config_text", "needle"),
+    [
+        (
+            '{"auth_token": "x", "start_date": "2024-01-01", "request_timeout": NaN}',
+            "--config",
+        ),
+        (
+            '{"auth_token": "x", "start_date": "0001-01-01T00:00:00+01:00"}',
+            "start_date",
+        ),
+        (
+            '{"auth_token": "x", "start_date": "2024-01-01", '
+            '"end_date": "9999-12-31T23:59:59-01:00"}',
+            "end_date",
+        ),
+        (
+            '{"auth_token": "x", "start_date": "2024-01-01", "max_requests_per_second": 1e-300}',
+            "max_requests_per_second",
+        ),
+    ],
+)
+def test_out_of_range_inputs_are_named_not_reported_as_bugs(
+    tmp_path, config_text, needle
+):
+    run = run_cli(tmp_path, config_text=config_text)
+    check(run, 1, needle)
+    assert "a bug" not in run.stderr
+
+
+def test_a_bad_stream_map_is_named(server, tmp_path):
+    config = config_for(server.url, stream_maps={"plans": {"x": "1 +"}})
+    run = run_cli(tmp_path, config=config)
+    check(run, 1, "stream_maps")
+    assert "a bug" not in run.stderr
+
+
+def test_a_bad_log_level_is_one_line(server, tmp_path):
+    run = run_cli(
+        tmp_path, config=config_for(server.url), env={"TAP_METRONOME_LOGLEVEL": "LOUD"}
+    )
+    check(run, 1)
+    assert run.stderr.strip() == (
+        "TAP_METRONOME_LOGLEVEL: LOUD is not a log level (DEBUG, INFO, WARNING, ERROR or "
+        "CRITICAL)"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"data": [], "next_page": null, "x": "\xff\xfe"}'],
+    ids=["deep", "not-utf8"],
+)
+def test_undecodable_bodies_are_retried_then_named(tmp_path, body):
+    with HostileServer(answer("200 OK", body)) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, "not valid JSON")
+
+
+def test_a_fragment_of_the_token_echoed_by_the_server_is_redacted(tmp_path):
+    message = (
+        b'{"message": "token prefix '
+        + SECRET[:10].lower().encode()
+        + b'... is invalid"}'
+    )
+    with HostileServer(answer("400 Bad Request", message)) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url))
+    check(run, 2, "token prefix <auth_token>")
+    assert SECRET[:8].lower() not in run.stderr.lower()
+
+
+def test_a_body_cut_by_the_deadline_is_not_taken_as_whole(tmp_path):
+    def http10(head: bytes, sock: Any, stopped: Any) -> None:
+        sock.sendall(b'HTTP/1.0 200 OK\r\n\r\n{"data": [], "next_page": null}')
+        stopped.wait(30)  # the connection stays open: the body never "ends"
+
+    with HostileServer(http10) as hostile:
+        run = run_cli(
+            tmp_path, config=config_for(hostile.url, request_timeout=1, max_retries=0)
+        )
+    check(run, 2, "no complete response within 1s")
+
+
+def test_sigterm_ends_a_request_in_flight_at_once(tmp_path):
+    import signal
+    import subprocess as sp
+
+    with HostileServer(trickle(interval=0.2)) as hostile:
+        (tmp_path / "config.json").write_text(
+            json.dumps(config_for(hostile.url, request_timeout=60))
+        )
+        proc = sp.Popen(
+            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
+            stdout=sp.PIPE,
+            stderr=sp.PIPE,
+            cwd=tmp_path,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not hostile.heads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - started
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stopped_in < 20  # not the 60 s request_timeout
+
+
+def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(config_for(server.url)))
+    command = [sys.executable, "-m", "tap_metronome", "--config", "config.json"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")}
+    # A target that stops reading after 100 bytes.
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env
+    )
+    assert proc.stdout is not None
+    proc.stdout.read(100)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait(timeout=60)
+    assert proc.returncode == 2, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "stdout: cannot write Singer messages (the target stopped reading)" in stderr
+    # A full disk.
+    with open("/dev/full", "wb") as full:
+        run = subprocess.run(
+            command,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            check=False,
+        )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert "stdout: cannot write Singer messages" in run.stderr

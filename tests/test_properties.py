@@ -3,6 +3,7 @@ one line that names the setting (or the state), and never echoes the token."""
 
 from __future__ import annotations
 
+import string
 import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.logs import SafeLines
 from tap_metronome.settings import NUMBERS, SETTING_NAMES, parse_instant, parse_settings
 from tap_metronome.windows import CostsBookmarks
 
@@ -189,3 +191,29 @@ def test_one_line_is_one_printable_line(text, limit):
 def test_ambiguous_dates_are_refused(bad):
     with pytest.raises(ValueError, match="not a date"):
         parse_instant(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    token=st.text(
+        alphabet=string.ascii_letters + string.digits + "-_", min_size=12, max_size=48
+    ),
+    length=st.integers(min_value=8, max_value=12),
+    noise=st.text(max_size=40),
+    from_start=st.booleans(),
+)
+def test_an_echoed_start_or_end_of_the_token_is_redacted(
+    token, length, noise, from_start
+):
+    lines = SafeLines()
+    lines.add_secrets({token})
+    fragment = token[:length] if from_start else token[-length:]
+    out = lines.redact(f"{noise}{fragment.upper()}{noise}")
+    assert fragment.lower() not in out.lower()
+
+
+def test_words_the_token_merely_contains_stay_readable():
+    lines = SafeLines()
+    lines.add_secrets({"fake-metronome-token"})
+    text = "Metronome API error 422 (X-Metronome-Rate-Limit-Type: client)"
+    assert lines.redact(text) == text
