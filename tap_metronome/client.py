@@ -95,14 +95,20 @@ class Pacer:
     account-wide and a burst at a window edge is what draws a 429.
     """
 
+    #: How often a thread waiting for its turn checks whether the run stopped.
+    POLL_SECONDS = 0.2
+
     def __init__(self, max_requests_per_second: float) -> None:
         self.rate = max_requests_per_second
         interval_ms = max(1, round(1000 / max_requests_per_second))
         self._limiter = Limiter(Rate(1, interval_ms), buffer_ms=0)
 
-    def wait(self) -> None:
-        """Block until the next request may be sent."""
-        self._limiter.try_acquire("metronome")
+    def wait(self, cancelled: threading.Event | None = None) -> bool:
+        """Block until the next request may be sent; False if `cancelled` first."""
+        while not self._limiter.try_acquire("metronome", timeout=self.POLL_SECONDS):
+            if cancelled is not None and cancelled.is_set():
+                return False
+        return True
 
 
 def retry_after_seconds(
@@ -182,8 +188,8 @@ class MetronomeClient:
     def cancel(self) -> None:
         """Stop every thread's retries, further requests and requests in flight.
 
-        Safe in a signal handler: setting an event and shutting sockets down
-        take no lock that the interrupted main thread could hold.
+        Not for a signal handler (it sets an Event, which takes a lock): the
+        stop watcher thread calls it (see `stopping`).
         """
         self._cancelled.set()
         for deadline in list(self._in_flight):
@@ -262,13 +268,15 @@ class MetronomeClient:
 
     def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
         if self.pacer is not None:
-            self.pacer.wait()
+            self.pacer.wait(self._cancelled)
+        deadline = Deadline(self.timeout)
+        # In the set before the check: a cancel between the two still ends it.
+        self._in_flight.add(deadline)
         if self._cancelled.is_set():
+            self._in_flight.discard(deadline)
             raise CancelledError(f"GET {path} (stream {stream}) cancelled")
         with self._lock:
             self.requests_sent += 1
-        deadline = Deadline(self.timeout)
-        self._in_flight.add(deadline)
         try:
             with deadline:
                 response = self._session.get(

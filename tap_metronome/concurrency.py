@@ -9,7 +9,7 @@ every thread inside one request budget.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
@@ -23,7 +23,7 @@ def fan_out(
     *,
     max_workers: int,
     on_abort: Callable[[], None] | None = None,
-) -> Iterator[tuple[T, R]]:
+) -> Generator[tuple[T, R], None, None]:
     """Yield `(item, work(item))` for every item, as each finishes.
 
     At most `2 * max_workers` items are in flight, so memory stays flat however

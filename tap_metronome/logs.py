@@ -10,6 +10,7 @@ escaped (`errors.one_line`), and a message is cut at `MAX_LINE` characters.
 from __future__ import annotations
 
 import logging
+import string
 
 from tap_metronome.errors import one_line
 
@@ -18,6 +19,7 @@ PLACEHOLDER = "<auth_token>"
 #: A server may echo part of the token ("token sk-live-12ab... is invalid"):
 #: its first or last this-many-or-more characters (in any case) are replaced too.
 FRAGMENT = 8
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _cover(folded: str, key: str, covered: bytearray, *, from_start: bool) -> None:
@@ -69,12 +71,12 @@ class SafeLines(logging.Filter):
         """
         for secret in self.secrets:
             text = text.replace(secret, PLACEHOLDER)
-        folded = text.lower()
+        folded = text.translate(_ASCII_LOWER)  # same length, unlike str.lower()
         covered = bytearray(len(text))
         for secret in self.secrets:
             if len(secret) < FRAGMENT:
                 continue
-            key = secret.lower()
+            key = secret.translate(_ASCII_LOWER)
             _cover(folded, key, covered, from_start=True)
             _cover(folded, key, covered, from_start=False)
         if not any(covered):

@@ -30,20 +30,20 @@ DEFAULT_API_URL = "https://api.metronome.com"
 MAX_PAGE_SIZE = 100
 #: More threads than this only queue behind the pacer.
 MAX_CONCURRENCY = 64
-#: Metronome holds no data from before this; earlier start dates are typos.
-EARLIEST_START = date(2000, 1, 1)
+#: Earlier start dates are typos (1970-01-01 is a common "everything").
+EARLIEST_START = date(1970, 1, 1)
 MAX_TOKEN_LENGTH = 8192
 
 #: Number settings: (integer?, lowest, highest, default), bounds inclusive.
 NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "page_size": (True, 1, MAX_PAGE_SIZE, 100),
-    "request_timeout": (False, 0.1, 3600, 60),
-    "max_retries": (True, 0, 100, 5),
-    "max_retry_seconds": (False, 0.01, 86_400, 600),
+    "request_timeout": (False, 0.1, 86_400, 60),
+    "max_retries": (True, 0, 1000, 5),
+    "max_retry_seconds": (False, 0.01, 604_800, 600),
     "retry_backoff_seconds": (False, 0.001, 3600, 1),
     "max_requests_per_second": (False, 0.01, 10_000, 8),
     "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
-    "lookback_days": (True, 1, 3650, 35),
+    "lookback_days": (True, 1, 36_500, 35),
     "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 
@@ -51,6 +51,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?"
 )
+#: A path ending like this is an API version the tap would add a second time.
+_API_VERSION = re.compile(r"/v\d+$", re.IGNORECASE)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -278,11 +280,14 @@ def _api_url(value: Any, errors: _Errors) -> str:
             "api_url", f"{shown} is not an http(s) URL such as {DEFAULT_API_URL}"
         )
         return DEFAULT_API_URL
-    if parts.path not in {"", "/"} or any(c in url for c in "?#;"):
+    if any(c in url for c in "?#;"):
+        errors.add("api_url", f"{shown} must be a base URL without a query or fragment")
+        return DEFAULT_API_URL
+    if _API_VERSION.search(parts.path.rstrip("/")):
         errors.add(
             "api_url",
-            f"{shown} must be the API's base URL without a path, query or fragment, "
-            f"such as {DEFAULT_API_URL} (the tap adds /v1/...)",
+            f"{shown} ends with an API version; give the base URL such as "
+            f"{DEFAULT_API_URL} (the tap adds /v1/... itself)",
         )
         return DEFAULT_API_URL
     if (theirs.host or "").strip("[]").lower() != parts.hostname.lower() or (
@@ -400,7 +405,7 @@ def parse_settings(
         if start.date() < EARLIEST_START:
             errors.add(
                 "start_date",
-                f"{start.date()} is before {EARLIEST_START}; Metronome has no earlier data",
+                f"{start.date()} is before {EARLIEST_START}; no billing data is older",
             )
         elif start > now:
             errors.add(

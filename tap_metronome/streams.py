@@ -7,7 +7,7 @@ import functools
 import importlib.resources
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -127,6 +127,26 @@ class MetronomeStream(Stream):
         return row
 
 
+@contextlib.contextmanager
+def cancel_on_error(
+    results: Generator[Any, None, None], client: MetronomeClient
+) -> Iterator[None]:
+    """Cancel in-flight fetches of a fan-out when its consumer fails.
+
+    Without this, closing the fan-out waits for every running worker to finish
+    its whole partition (retries included) before the error is reported. When
+    the SDK merely stops reading (GeneratorExit: a dry run's record limit), the
+    client stays usable for the streams that follow.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            client.cancel()
+        results.close()
+        raise
+
+
 def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
     """The item's `id`, which the spec requires to be a string."""
     value = item.get("id")
@@ -213,14 +233,24 @@ class PlanChargesStream(MetronomeStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield the charges plan by plan; a plan deleted since listing is skipped."""
         self.keys_seen.clear()
-        skipped = 0
         plan_ids = self._tap.known_ids("plans", self.name)
-        for plan_id, charges in fan_out(
+        results = fan_out(
             plan_ids,
             self.charges_of,
             max_workers=self._tap.max_concurrency,
             on_abort=self._tap.client.cancel,
-        ):
+        )
+        with cancel_on_error(results, self._tap.client):
+            yield from self.charges_in(results, len(plan_ids))
+
+    def charges_in(
+        self,
+        results: Iterator[tuple[str, list[dict[str, Any]] | MetronomeAPIError]],
+        plans: int,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each plan's charges as it arrives; skip (and log) deleted plans."""
+        skipped = 0
+        for plan_id, charges in results:
             self._tap.stop.check()
             if isinstance(charges, MetronomeAPIError):
                 skipped += 1
@@ -233,7 +263,7 @@ class PlanChargesStream(MetronomeStream):
                 continue
             yield from charges
         self.logger.info(
-            "plan_charges: %d plans read, %d skipped", len(plan_ids) - skipped, skipped
+            "plan_charges: %d plans read, %d skipped", plans - skipped, skipped
         )
 
 
@@ -402,16 +432,14 @@ class CustomerCostsStream(MetronomeStream):
             logger=self.logger,
         )
         jobs = ((cid, self.windows_of(cid, bookmarks)) for cid in customer_ids)
+        results = fan_out(
+            jobs,
+            self.fetch_customer,
+            max_workers=self._tap.max_concurrency,
+            on_abort=self._tap.client.cancel,
+        )
         try:
-            for done, (_, result) in enumerate(
-                fan_out(
-                    jobs,
-                    self.fetch_customer,
-                    max_workers=self._tap.max_concurrency,
-                    on_abort=self._tap.client.cancel,
-                ),
-                start=1,
-            ):
+            for done, (_, result) in enumerate(results, start=1):
                 # Records of a window are written before its bookmark moves.
                 where = f"Stream customer_costs: GET /v1/customers/{result.customer_id}/costs"
                 days_seen: set[tuple[str, str]] = set()
@@ -449,10 +477,15 @@ class CustomerCostsStream(MetronomeStream):
                     self.write_bookmarks(bookmarks)
                 progress.update(done, rows)
                 self._tap.stop.check()
-        except BaseException:
+        except BaseException as exc:
             # Stopping for any reason (a signal, an API error, a bad item): the
             # bookmarks cover exactly the windows whose rows were yielded, so
-            # they are saved; the next run resumes after them.
+            # they are saved; the next run resumes after them. Workers still
+            # fetching are cancelled first, unless the SDK merely stopped reading
+            # (a dry run's record limit), when they may finish.
+            if not isinstance(exc, GeneratorExit):
+                self._tap.client.cancel()
+            results.close()
             with contextlib.suppress(Exception):
                 self.write_bookmarks(bookmarks)
             raise

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import FrameType
 from typing import IO, Any
 
@@ -62,7 +62,7 @@ class TapMetronome(Tap):
             default=DEFAULT_API_URL,
             title="API URL",
             description=(
-                "Base URL of the Metronome API, without a path (https; http only for "
+                "Base URL of the Metronome API, without /v1 (https; http only for "
                 "loopback)."
             ),
         ),
@@ -73,7 +73,7 @@ class TapMetronome(Tap):
             title="Start date",
             description=(
                 "First day of costs to sync: YYYY-MM-DD or an RFC 3339 date-time "
-                "(UTC when it has no offset), from 2000-01-01."
+                "(UTC when it has no offset), from 1970-01-01."
             ),
         ),
         th.Property(
@@ -201,7 +201,7 @@ class TapMetronome(Tap):
     def __init__(
         self,
         *,
-        config: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | str | PurePath | list[Any] | None = None,
         state: Any = None,
         parse_env_config: bool = False,
         validate_config: bool = True,
@@ -210,7 +210,9 @@ class TapMetronome(Tap):
         self.stop = StopRequest()
         self._client: MetronomeClient | None = None
         self._ids: dict[str, list[str]] = {}
-        values = dict(config or {})
+        values = _config_values(config)
+        if isinstance(state, str | PurePath):  # a path, as the SDK also accepts
+            state = read_json_object(str(state), "state")
         if not values.get("auth_token") and os.environ.get(TOKEN_ENV_VAR):
             # The token may live only in the environment, without `--config ENV`.
             parse_env_config = True
@@ -238,8 +240,6 @@ class TapMetronome(Tap):
         )
         for warning in warnings:
             self.logger.warning("%s", warning)
-        if (early := stopping.received()) is not None:
-            self.stop.request(early)  # a signal came before the handler was set
 
     @classmethod
     def environment_config(cls) -> dict[str, Any]:
@@ -306,7 +306,7 @@ class TapMetronome(Tap):
         Replaces the SDK's handler, which writes STATE and exits 0 from inside
         the handler, in the middle of whatever the main thread was writing.
         """
-        self.stop.request(signum)
+        stopping.notify(signum)
 
     @property
     def max_concurrency(self) -> int:
@@ -350,11 +350,13 @@ class TapMetronome(Tap):
         """Ids of a parent stream: from this run's sync of it, else a fresh listing."""
         if parent not in self._ids:
             stream = self.streams[parent]
-            self._ids[parent] = [
-                item["id"]
-                for item in stream.get_records(None)
-                if isinstance(item, dict)
-            ]
+            self._ids[parent] = list(
+                dict.fromkeys(
+                    item["id"]
+                    for item in stream.get_records(None)
+                    if isinstance(item, dict)
+                )
+            )
             self.logger.info(
                 "%s: listed %d %s ids", child, len(self._ids[parent]), parent
             )
@@ -367,6 +369,19 @@ class TapMetronome(Tap):
     def load_streams(self) -> list[streams.MetronomeStream]:
         """Keep discovery order (the SDK sorts by name) so parents sync first."""
         return self.discover_streams()
+
+
+def _config_values(config: Any) -> dict[str, Any]:
+    """The config as one dict, from a dict or (as the SDK also accepts) file paths."""
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    paths = [config] if isinstance(config, str | PurePath) else list(config)
+    values: dict[str, Any] = {}
+    for path in paths:
+        values |= read_json_object(str(path), "config")
+    return values
 
 
 def read_json_object(path: str, option: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ reused connection, after the request is sent and before anything is read.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 from types import TracebackType
@@ -140,9 +141,16 @@ def new_session(base_url: str, headers: dict[str, str]) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     if base_url.startswith("https://"):
-        proxy = requests.utils.get_environ_proxies(base_url).get("https")
+        proxies = requests.utils.get_environ_proxies(base_url)
+        proxy = proxies.get("https") or proxies.get("all")
         if proxy:
             session.proxies = {"https": proxy}
+        # What trust_env would have read: a corporate CA bundle.
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE"
+        )
+        if bundle:
+            session.verify = bundle
     adapter = _WatchedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

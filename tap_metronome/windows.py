@@ -7,6 +7,7 @@ normally one request.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +39,14 @@ class Window:
 def rfc3339(day: date) -> str:
     """UTC midnight of `day` as the API writes timestamps."""
     return f"{day.isoformat()}T00:00:00Z"
+
+
+def _canonical(customer_id: str) -> str:
+    """A uuid in the form the API lists it (and `customer_ids` is normalised to)."""
+    try:
+        return str(uuid.UUID(customer_id))
+    except ValueError:
+        return customer_id
 
 
 def end_of_today(now: datetime | None = None) -> date:
@@ -101,7 +110,7 @@ class CostsBookmarks:
                 msg = f"{where}[{day!r}] must be a list of customer ids (strings)"
                 raise InputError(msg)
             target = future if parsed > latest else until
-            for customer_id in customer_ids:
+            for customer_id in map(_canonical, customer_ids):
                 target[customer_id] = max(parsed, target.get(customer_id, parsed))
         for customer_id in future:
             until.pop(customer_id, None)

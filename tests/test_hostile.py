@@ -809,3 +809,80 @@ def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
     assert run.returncode == 2, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert "stdout: cannot write Singer messages" in run.stderr
+
+
+# -- found by a code review (each failed before its fix) ------------------------------------
+
+
+def test_a_burst_of_signals_during_retry_waits_never_hangs(tmp_path):
+    """The main thread sleeps in Event.wait between retries; signals must not deadlock it."""
+    import signal
+
+    with HostileServer(answer("503 Service Unavailable", b"{}")) as hostile:
+        config = config_for(hostile.url, max_retries=1000, retry_backoff_seconds=0.02)
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while len(hostile.heads) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for n in range(60):
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGTERM if n % 2 == 0 else signal.SIGINT)
+            time.sleep(0.002)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stderr
+
+
+def test_https_sessions_keep_the_environment_ca_bundle_and_all_proxy(monkeypatch):
+    from tap_metronome.transport import new_session
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp-ca.pem")
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.corp:3128")
+    https = new_session("https://api.metronome.com", {})
+    assert https.verify == "/etc/corp-ca.pem"
+    assert https.proxies == {"https": "http://proxy.corp:3128"}
+    plain = new_session("http://127.0.0.1:9", {})
+    assert plain.proxies == {}
+    assert plain.trust_env is False  # no proxy, no ~/.netrc for plain http
+
+
+def test_redaction_survives_text_whose_lower_case_is_longer():
+    from tap_metronome.logs import SafeLines
+
+    lines = SafeLines()
+    lines.add_secrets({"sk-live-1234567890abcdef"})
+    out = lines.redact(
+        "İ" * 20 + " token sk-live-1234567 is invalid; ...7890abcdef revoked"
+    )
+    assert "sk-live-12" not in out
+    assert "7890abcdef" not in out
+
+
+def test_customer_ids_in_a_saved_state_are_canonical_too():
+    from tap_metronome.windows import CostsBookmarks
+
+    raw = "0B6C0F1E-8A2B-4C3D-9E4F-5A6B7C8D9E0F"
+    bookmarks, _ = CostsBookmarks.from_state(
+        {"synced_until": {"2024-06-08": [raw, "{" + raw.lower() + "}"]}},
+        latest=TODAY + timedelta(days=1),
+    )
+    assert bookmarks.to_state() == {"2024-06-08": [raw.lower()]}
+
+
+def test_the_sdk_path_forms_of_config_and_state_still_work(server, tmp_path):
+    from tap_metronome.tap import TapMetronome
+
+    (tmp_path / "config.json").write_text(json.dumps(config_for(server.url)))
+    (tmp_path / "state.json").write_text('{"bookmarks": {}}')
+    tap = TapMetronome(
+        config=str(tmp_path / "config.json"), state=str(tmp_path / "state.json")
+    )
+    assert tap.require_settings().api_url == server.url

@@ -42,7 +42,7 @@ def test_good_config_has_no_errors():
         ({"page_size": 0}, "page_size"),
         ({"start_date": "01/10/2026"}, "start_date"),
         ({"start_date": "10/01/2026"}, "start_date"),
-        ({"start_date": "1999-12-31"}, "start_date"),
+        ({"start_date": "1969-12-31"}, "start_date"),
         ({"end_date": "2026-13-01"}, "end_date"),
         ({"customer_ids": []}, "customer_ids"),
         ({"api_url": "https://api.metronome.com/v1"}, "api_url"),
