@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 
 from tests.fake_metronome import FakeData, FakeMetronomeApp, FakeMetronomeServer
 from tests.hostile_server import HostileServer, answer, echo_authorization, trickle
+from tests.test_costs import costs_requests
 
 SECRET = "sk-HOSTILE-SECRET-0042-visible"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
@@ -311,15 +312,6 @@ def test_a_missing_config_file_is_named(tmp_path):
 
 
 # -- dates and bookmarks -------------------------------------------------------------------
-
-
-def costs_requests(app) -> list[tuple[str, str, str]]:
-    with app.lock:
-        return [
-            (path.split("/")[3], args["starting_on"], args["ending_before"])
-            for path, args in app.requests
-            if path.endswith("/costs")
-        ]
 
 
 @pytest.mark.parametrize(
