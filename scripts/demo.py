@@ -135,7 +135,7 @@ def main() -> int:
     print_top_customers(today - timedelta(days=30))
     print("\nFake Metronome API stopped.")
     print(
-        "To use your real account: meltano config tap-metronome set auth_token <token>"
+        "To use your real account: meltano config set tap-metronome auth_token <token>"
         "  then  meltano run tap-metronome target-duckdb"
     )
     return 0

@@ -196,6 +196,18 @@ class TapMetronome(Tap):
             title="User agent",
             description="User-Agent header sent with every request.",
         ),
+        th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=False,
+            title="Emit ACTIVATE_VERSION messages",
+            description=(
+                "Send ACTIVATE_VERSION messages around each full-table stream "
+                "(customers, plans, plan_charges), so that targets that support them "
+                "mark rows deleted at the source (e.g. target-postgres sets "
+                "_sdc_deleted_at)."
+            ),
+        ),
     ).to_dict()
 
     def __init__(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -137,3 +141,104 @@ def test_meltano_run_into_duckdb_then_incremental(
         "SELECT SUM(CAST(cost_exact AS DECIMAL(38, 10))) FROM metronome.customer_costs",
     )[0]
     assert total == sum((c for c in expected.values() if c is not None), Decimal(0))
+
+
+# -- settings through Meltano, and the README's commands ------------------------------------
+
+FRACTIONS = {
+    "request_timeout": "7.5",
+    "max_retry_seconds": "30.5",
+    "retry_backoff_seconds": "0.25",
+    "max_requests_per_second": "500.5",
+    "progress_interval_seconds": "0.5",
+}
+
+
+def scratch_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the Meltano project that shares the installed plugins."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "meltano.yml", project / "meltano.yml")
+    (project / ".meltano").symlink_to(REPO / ".meltano")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")},
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+    }
+    return project, env
+
+
+def test_fractional_settings_through_meltano_config_set_and_the_environment(
+    meltano_installed, fake_api, tmp_path
+):
+    server = fake_api(FakeData.generate(customers=3, archived=0, plans=1))
+    project, env = scratch_project(tmp_path)
+    for name, value in FRACTIONS.items():
+        done = subprocess.run(
+            [MELTANO, "config", "set", "tap-metronome", name, value],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    sync_env = {
+        **env,
+        "TAP_METRONOME_API_URL": server.url,
+        "TAP_METRONOME_AUTH_TOKEN": TOKEN,
+        "TAP_METRONOME_START_DATE": "2024-06-01",
+        "TAP_METRONOME_END_DATE": "2024-06-03",
+    }
+    for extra in ({}, {"TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "400.25"}):
+        run = subprocess.run(
+            [MELTANO, "invoke", "tap-metronome"],
+            cwd=project,
+            env={**sync_env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert '"stream":"customer_costs"' in run.stdout
+    dumped = subprocess.run(
+        [MELTANO, "invoke", "--dump=config", "tap-metronome"],
+        cwd=project,
+        env=sync_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = json.loads(dumped.stdout)
+    for name, value in FRACTIONS.items():
+        assert float(config[name]) == float(value), name
+
+
+def readme_commands() -> list[str]:
+    """Every `meltano ...` and `make ...` line of the README's shell code blocks."""
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.DOTALL):
+        for raw in block.replace("\\\n", " ").splitlines():
+            line = raw.split(" #")[0].strip().removeprefix("$ ")
+            words = shlex.split(line) if line else []
+            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                words.pop(0)  # VAR=value prefixes
+            if words and words[0] in {"meltano", "make"}:
+                commands.append(shlex.join(words))
+    return commands
+
+
+def test_the_readmes_meltano_and_make_commands_exist(meltano_installed, tmp_path):
+    commands = readme_commands()
+    assert any(c.startswith("meltano config set") for c in commands)
+    _, env = scratch_project(tmp_path)
+    for command in commands:
+        words = shlex.split(command)
+        if words[0] == "make":
+            check = ["make", "-n", *words[1:]]
+        else:  # the subcommand structure must parse: `--help` stops before acting
+            check = [MELTANO, *words[1:], "--help"]
+        done = subprocess.run(
+            check, cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (command, done.stderr[-1500:])

@@ -10,11 +10,13 @@ import yaml
 from tests.conftest import REPO, tap_about
 
 # Meltano 4.4 cannot pass `kind: decimal` values to a plugin (Decimal is not JSON
-# serializable), so number settings are declared as integers in meltano.yml.
+# serializable) and `kind: integer` refuses fractions, so number settings are
+# declared as strings in meltano.yml: the tap parses "2.5" (and refuses "abc",
+# naming the setting).
 KINDS = {
     "string": "string",
     "integer": "integer",
-    "number": "integer",
+    "number": "string",
     "boolean": "boolean",
     "array": "array",
 }
@@ -75,6 +77,7 @@ def test_meltano_yml_capabilities(extractor):
         "about",
         "stream-maps",
         "schema-flattening",
+        "activate-version",
     } <= set(extractor["capabilities"])
     assert extractor["pip_url"] == "-e ."
     assert extractor["executable"] == "tap-metronome"
