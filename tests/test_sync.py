@@ -121,3 +121,16 @@ def test_customer_archived_between_passes_is_emitted_once(fake_api, tmp_path):
     run = run_tap(tap_config(server), tmp_path)
     ids = [r["id"] for r in run.records("customers")]
     assert len(ids) == len(set(ids)) == 8
+
+
+def test_activate_version_messages_for_full_table_streams(fake_api, tmp_path):
+    """With the setting on, targets can mark rows deleted at the source."""
+    server = fake_api(FakeData.generate(customers=3, archived=1, plans=2))
+    run = run_tap(tap_config(server, emit_activate_version_messages=True), tmp_path)
+    assert run.returncode == 0, run.stderr
+    activated = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert activated == {"customers", "plans", "plan_charges"}
+    versions = {
+        m["stream"]: m.get("version") for m in run.messages if m["type"] == "RECORD"
+    }
+    assert all(versions[stream] for stream in activated)
