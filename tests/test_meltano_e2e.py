@@ -161,7 +161,10 @@ def scratch_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "meltano.yml", project / "meltano.yml")
-    (project / ".meltano").symlink_to(REPO / ".meltano")
+    # Share the installed plugins, not .meltano/run (each project's own catalogs).
+    for kind in ("extractors", "loaders"):
+        (project / ".meltano" / kind).parent.mkdir(exist_ok=True)
+        (project / ".meltano" / kind).symlink_to(REPO / ".meltano" / kind)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")},
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
