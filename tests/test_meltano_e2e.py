@@ -23,9 +23,7 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 START, END = date(2024, 3, 1), date(2024, 4, 15)
 LOOKBACK = 35
 
-# Every Meltano test runs in one xdist worker: they share one `meltano install`
-# into .meltano/, which two processes must not run at once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("meltano")]
+pytestmark = pytest.mark.slow
 
 # ruff: noqa: S608 - table names in these queries are constants of the test
 

@@ -30,8 +30,7 @@ KEYS = {
     "customer_costs": "customer_id, start_timestamp, credit_type_id",
 }
 
-# The same xdist worker as tests/test_meltano_e2e.py: one `meltano install`.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("meltano")]
+pytestmark = pytest.mark.slow
 
 # ruff: noqa: S608 - schema and table names in these queries are constants of the test
 
