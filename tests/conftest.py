@@ -46,6 +46,12 @@ class TapRun:
         return states[-1] if states else None
 
 
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without TAP_METRONOME_* variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")}
+    return {**env, **(extra or {})}
+
+
 def run_tap(
     config: dict[str, Any],
     tmp_path: Path,
@@ -67,10 +73,7 @@ def run_tap(
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
         command += ["--catalog", str(tmp_path / "catalog.json")]
     command += list(args)
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")
-    }
-    full_env.update(env or {})
+    full_env = clean_env(env)
     proc = subprocess.run(
         command,
         capture_output=True,
@@ -150,3 +153,23 @@ def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
         "max_requests_per_second": 1000,
         **overrides,
     }
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> TapRun:
+    """The reference for fault and kill tests: a sync of every stream with no faults."""
+    from tests.test_reliability import config_for, data
+
+    with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
+        run = run_tap(config_for(server), tmp_path_factory.mktemp("clean"))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+
+@pytest.fixture(scope="module")
+def meltano_installed() -> None:
+    """The plugins of meltano.yml, installed into .meltano/ (once per test module)."""
+    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)

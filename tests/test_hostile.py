@@ -24,6 +24,7 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.conftest import clean_env
 from tests.fake_metronome import FakeData, FakeMetronomeApp, FakeMetronomeServer
 from tests.hostile_server import HostileServer, answer, echo_authorization, trickle
 from tests.test_costs import costs_requests
@@ -59,10 +60,7 @@ def run_cli(
     if state_text is not None:
         (tmp_path / "state.json").write_text(state_text)
         command += ["--state", str(tmp_path / "state.json")]
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")
-    }
-    full_env.update(env or {})
+    full_env = clean_env(env)
     return subprocess.run(
         command + list(args),
         capture_output=True,

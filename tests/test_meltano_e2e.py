@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,10 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import MELTANO, REPO, clean_env
 from tests.fake_metronome import TOKEN, FakeData
 
-MELTANO = str(Path(sys.executable).parent / "meltano")
 START, END = date(2024, 3, 1), date(2024, 4, 15)
 LOOKBACK = 35
 
@@ -28,23 +25,24 @@ pytestmark = pytest.mark.slow
 # ruff: noqa: S608 - table names in these queries are constants of the test
 
 
-@pytest.fixture(scope="module")
-def meltano_installed():
-    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
+def meltano_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `meltano run` of the tap against `server`."""
+    return clean_env(
+        {
+            # An isolated Meltano system database: state lives here, not in .meltano/.
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+            "TAP_METRONOME_API_URL": server.url,
+            "TAP_METRONOME_AUTH_TOKEN": TOKEN,
+            "TAP_METRONOME_START_DATE": START.isoformat(),
+            "TAP_METRONOME_END_DATE": END.isoformat(),
+            "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
+            **extra,
+        }
+    )
 
 
 def meltano_run(server, tmp_path: Path, database: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        # An isolated Meltano system database: state lives here, not in .meltano/.
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "TAP_METRONOME_API_URL": server.url,
-        "TAP_METRONOME_AUTH_TOKEN": TOKEN,
-        "TAP_METRONOME_START_DATE": START.isoformat(),
-        "TAP_METRONOME_END_DATE": END.isoformat(),
-        "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
-        "TARGET_DUCKDB_FILEPATH": str(database),
-    }
+    env = meltano_env(server, tmp_path, TARGET_DUCKDB_FILEPATH=str(database))
     return subprocess.run(
         [MELTANO, "--environment", "demo", "run", "tap-metronome", "target-duckdb"],
         cwd=REPO,
@@ -163,10 +161,7 @@ def scratch_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     for kind in ("extractors", "loaders"):
         (project / ".meltano" / kind).parent.mkdir(exist_ok=True)
         (project / ".meltano" / kind).symlink_to(REPO / ".meltano" / kind)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")},
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-    }
+    env = clean_env({"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"})
     return project, env
 
 

@@ -7,10 +7,9 @@ after. target-postgres is MeltanoLabs' 0.8.1, declared in meltano.yml.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import REPO
-from tests.fake_metronome import TOKEN, FakeData
-from tests.test_meltano_e2e import MELTANO, expected_cost_rows
+from tests.conftest import MELTANO, REPO
+from tests.fake_metronome import FakeData
+from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
-START, END = date(2024, 3, 1), date(2024, 4, 15)
 KEYS = {
     "customers": "id",
     "plans": "id",
@@ -49,11 +47,6 @@ def postgres(tmp_path_factory) -> Iterator[str]:
         server.cleanup()
 
 
-@pytest.fixture(scope="module")
-def meltano_installed() -> None:
-    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
-
-
 def sql(uri: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(uri, autocommit=True) as connection:
         cursor = connection.execute(query)
@@ -63,20 +56,15 @@ def sql(uri: str, query: str) -> list[tuple[Any, ...]]:
 def meltano_run(
     server, uri: str, tmp_path: Path, schema: str, **settings: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")},
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "TAP_METRONOME_API_URL": server.url,
-        "TAP_METRONOME_AUTH_TOKEN": TOKEN,
-        "TAP_METRONOME_START_DATE": START.isoformat(),
-        "TAP_METRONOME_END_DATE": END.isoformat(),
-        "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
-        "TARGET_POSTGRES_SQLALCHEMY_URL": uri.replace(
+    env = meltano_env(
+        server,
+        tmp_path,
+        TARGET_POSTGRES_SQLALCHEMY_URL=uri.replace(
             "postgresql://", "postgresql+psycopg://"
         ),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
         **settings,
-    }
+    )
     return subprocess.run(
         [MELTANO, "run", "tap-metronome", "target-postgres"],
         cwd=REPO,

@@ -60,15 +60,6 @@ def records_by_key(messages) -> dict[tuple, dict]:
     return keyed
 
 
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    """The reference: a sync of every stream with no faults."""
-    with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
-        run = run_tap(config_for(server), tmp_path_factory.mktemp("clean"))
-    assert run.returncode == 0, run.stderr
-    return run
-
-
 def assert_clean_stdout(run) -> None:
     for line in run.stdout.splitlines():
         message = json.loads(line)  # one valid JSON document per line
@@ -127,6 +118,11 @@ def test_sigkill_at_a_random_point_loses_nothing(clean, fake_api, tmp_path, seed
     partial = run_until_killed(
         config_for(server), tmp_path, stop=lambda messages: len(messages) >= cut
     )
+    assert_resumes_to_clean(partial, server, tmp_path, clean)
+
+
+def assert_resumes_to_clean(partial, server, tmp_path, clean) -> None:
+    """A rerun from the last STATE of `partial` completes it to the clean run."""
     states = [m["value"] for m in partial if m["type"] == "STATE"]
     (tmp_path / "rerun").mkdir()
     rerun = run_tap(

@@ -18,10 +18,8 @@ import time
 
 import pytest
 
-from tests.conftest import run_tap
-from tests.fake_metronome import FakeMetronomeApp, FakeMetronomeServer
 from tests.test_hostile import singer_messages
-from tests.test_reliability import config_for, data, records_by_key
+from tests.test_reliability import assert_resumes_to_clean, config_for, data
 
 
 def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
@@ -52,14 +50,6 @@ def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
     return proc.returncode, out.decode(), (tmp_path / "stderr.txt").read_text()
 
 
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
-        run = run_tap(config_for(server), tmp_path_factory.mktemp("clean"))
-    assert run.returncode == 0, run.stderr
-    return run
-
-
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_leaves_whole_output_that_resumes(
     clean, fake_api, tmp_path, seed
@@ -75,13 +65,5 @@ def test_a_signal_at_any_moment_leaves_whole_output_that_resumes(
     assert f"Sync interrupted by {signal.Signals(signum).name}" in stderr
     assert stdout.endswith("\n") or stdout == ""
     partial = singer_messages(stdout)  # whole lines, no duplicate, all valid
-    states = [m["value"] for m in partial if m["type"] == "STATE"]
     server.app.quiesce()
-    (tmp_path / "rerun").mkdir()
-    rerun = run_tap(
-        config_for(server), tmp_path / "rerun", state=states[-1] if states else None
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    union = records_by_key(partial) | records_by_key(rerun.messages)
-    assert union == records_by_key(clean.messages)
-    assert rerun.final_state == clean.final_state
+    assert_resumes_to_clean(partial, server, tmp_path, clean)
