@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests import tap_process
 from tests.fake_metronome import TOKEN, FakeData, FakeMetronomeApp, FakeMetronomeServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,10 +65,10 @@ def run_tap(
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> TapRun:
-    """Run `python -m tap_metronome` as a user would and parse its stdout."""
+    """Run the tap in its own process as a user would and parse its stdout."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_metronome", "--config", str(config_path)]
+    command = ["--config", str(config_path)]
     if state is not None:
         (tmp_path / "state.json").write_text(json.dumps(state, default=str))
         command += ["--state", str(tmp_path / "state.json")]
@@ -73,16 +76,7 @@ def run_tap(
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
         command += ["--catalog", str(tmp_path / "catalog.json")]
     command += list(args)
-    full_env = clean_env(env)
-    proc = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-        env=full_env,
-        check=False,
-    )
+    proc = tap_process.run(command, cwd=tmp_path, env=clean_env(env), timeout=timeout)
     singer_output = not {"--about", "--discover"} & set(args)
     messages = (
         [_DECODER.decode(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -100,9 +94,12 @@ def run_until_killed(
     Returns the Singer messages read before the kill, as a crash would leave them.
     """
     (tmp_path / "config.json").write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_metronome", "--config", "config.json"]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path
+    proc = tap_process.TapProcess(
+        ["--config", "config.json"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tap_process.DEVNULL,
     )
     assert proc.stdout is not None
     messages: list[dict[str, Any]] = []
@@ -112,6 +109,7 @@ def run_until_killed(
             proc.kill()
             break
     proc.wait(timeout=30)
+    proc.stdout.close()
     return messages
 
 
@@ -169,7 +167,37 @@ def clean(tmp_path_factory) -> TapRun:
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def meltano_installed() -> None:
-    """The plugins of meltano.yml, installed into .meltano/ (once per test module)."""
-    subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
+    """The plugins of meltano.yml, installed into .meltano/ (once per test process).
+
+    A file lock keeps two test processes (pytest-xdist workers) from installing
+    into the same virtual environments at once.
+    """
+    lock_path = REPO / ".meltano" / "install.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([MELTANO, "install"], cwd=REPO, check=True, capture_output=True)
+
+
+@pytest.fixture
+def meltano_project(meltano_installed, tmp_path) -> Path:
+    """A copy of the Meltano project that shares the installed plugins.
+
+    Each test gets its own .meltano/run (where Meltano rewrites the discovered
+    catalog on every run whose config differs) and its own system database, so
+    two Meltano runs never read each other's half-written files.
+    """
+    project = tmp_path / "project"
+    (project / ".meltano").mkdir(parents=True)
+    shutil.copy(REPO / "meltano.yml", project / "meltano.yml")
+    for kind in ("extractors", "loaders"):
+        (project / ".meltano" / kind).symlink_to(REPO / ".meltano" / kind)
+    return project
+
+
+def project_env(project: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """`clean_env` for Meltano commands in `project`, with its own system database."""
+    database = project / ".meltano" / "meltano.db"
+    return clean_env({"MELTANO_DATABASE_URI": f"sqlite:///{database}", **(extra or {})})

@@ -389,6 +389,37 @@ class Faults:
         return None
 
 
+#: Objects whose keys are ids or user-chosen names, not field names: a key added
+#: there would be a new credit type or custom field, not a new API field.
+_MAPS = frozenset({"credit_types", "custom_fields"})
+#: Values Metronome owns and may extend: a new value for each.
+NEW_ENUM_VALUES = {
+    "charge_type": "usage_v2",
+    "rounding_behavior": "banker",
+    "collection_schedule": "MIDDLE",
+    "value": "paused",  # current_billable_status.value
+}
+
+
+def what_metronome_may_add(path: str, body: Any) -> Any:
+    """A `tamper` that adds an unknown field to every object of a page, at every
+    level, and gives each value Metronome owns a value it may add later."""
+
+    def grow(node: Any, key: str | None) -> Any:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                node[name] = grow(value, name)
+            if key not in _MAPS:
+                node["added_in_2027"] = {"nested": [1, "two"], "flag": True}
+        elif isinstance(node, list):
+            return [grow(value, key) for value in node]
+        elif isinstance(node, str) and key in NEW_ENUM_VALUES:
+            return NEW_ENUM_VALUES[key]
+        return node
+
+    return grow(body, None)
+
+
 class FakeMetronomeApp:
     """The WSGI application; thread-safe, so the server may be threaded."""
 
@@ -717,7 +748,12 @@ class FakeMetronomeServer:
         self._server.daemon_threads = True
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            daemon=True,
+        )
 
     def __enter__(self) -> FakeMetronomeServer:
         self.start()

@@ -10,9 +10,7 @@ emitted for it, no primary key twice.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,8 +22,14 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests import tap_process
 from tests.conftest import clean_env
-from tests.fake_metronome import FakeData, FakeMetronomeApp, FakeMetronomeServer
+from tests.fake_metronome import (
+    FakeData,
+    FakeMetronomeApp,
+    FakeMetronomeServer,
+    what_metronome_may_add,
+)
 from tests.hostile_server import HostileServer, answer, echo_authorization, trickle
 from tests.test_costs import costs_requests
 
@@ -47,7 +51,7 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tap_metronome"]
+    command: list[str] = []
     if config is not None or config_text is not None:
         path = tmp_path / "config.json"
         if config_text is None:
@@ -60,15 +64,8 @@ def run_cli(
     if state_text is not None:
         (tmp_path / "state.json").write_text(state_text)
         command += ["--state", str(tmp_path / "state.json")]
-    full_env = clean_env(env)
-    return subprocess.run(
-        command + list(args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-        env=full_env,
-        check=False,
+    return tap_process.run(
+        command + list(args), cwd=tmp_path, env=clean_env(env), timeout=timeout
     )
 
 
@@ -474,28 +471,36 @@ def test_an_answer_the_spec_rules_out_stops_with_one_line(
 
 
 def test_what_the_api_may_add_passes_and_validates(tmp_path):
-    def tamper(path: str, body: dict[str, Any]) -> Any:
-        for item in body["data"]:
-            item["field_added_in_2027"] = {"nested": [1, 2]}
-            if path.endswith("/charges"):
-                item["charge_type"] = "usage_v2"  # a new enum value
-            for entry in item.get("credit_types", {}).values():
-                for line in entry.get("line_item_breakdown") or []:
-                    line["new_line_field"] = "x"
-        return body
-
-    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=tamper)
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=what_metronome_may_add)
     with FakeMetronomeServer(app) as server:
         run = run_cli(tmp_path, config=config_for(server.url))
-    messages = check(run, 0)
+    messages = check(run, 0)  # every RECORD validates against its SCHEMA
+    records = {
+        stream: [
+            m["record"]
+            for m in messages
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+        for stream in ("customers", "plans", "plan_charges", "customer_costs")
+    }
+    assert all(records.values())
+    charge = records["plan_charges"][0]
+    assert charge["charge_type"] == "usage_v2"
+    # A field the schema does not know yet is left out by the SDK, with a WARNING
+    # naming it (once per stream and set of fields), never silently.
+    assert "added_in_2027" not in charge["credit_type"]
+    assert (
+        "Properties ('credit_type.added_in_2027', 'prices.added_in_2027', "
+        "'added_in_2027') were present in the 'plan_charges' stream" in run.stderr
+    )
+    # Inside a line item breakdown (kept as the API sent it) it stays.
     lines = [
         line
-        for m in messages
-        if m["type"] == "RECORD" and m["stream"] == "customer_costs"
-        for line in m["record"]["line_item_breakdown"] or []
+        for record in records["customer_costs"]
+        for line in record["line_item_breakdown"] or []
     ]
     assert lines
-    assert all(line["new_line_field"] == "x" for line in lines)
+    assert all(line["added_in_2027"]["flag"] is True for line in lines)
 
 
 def test_an_id_with_line_breaks_forges_no_log_line(tmp_path):
@@ -744,17 +749,17 @@ def test_a_body_cut_by_the_deadline_is_not_taken_as_whole(tmp_path):
 
 def test_sigterm_ends_a_request_in_flight_at_once(tmp_path):
     import signal
-    import subprocess as sp
 
     with HostileServer(trickle(interval=0.2)) as hostile:
         (tmp_path / "config.json").write_text(
             json.dumps(config_for(hostile.url, request_timeout=60))
         )
-        proc = sp.Popen(
-            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
-            stdout=sp.PIPE,
-            stderr=sp.PIPE,
+        proc = tap_process.TapProcess(
+            ["--config", "config.json"],
             cwd=tmp_path,
+            env=clean_env(),
+            stdout=tap_process.PIPE,
+            stderr=tap_process.PIPE,
             text=True,
         )
         deadline = time.monotonic() + 30
@@ -771,11 +776,14 @@ def test_sigterm_ends_a_request_in_flight_at_once(tmp_path):
 
 def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config_for(server.url)))
-    command = [sys.executable, "-m", "tap_metronome", "--config", "config.json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_METRONOME")}
+    command = ["--config", "config.json"]
     # A target that stops reading after 100 bytes.
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env
+    proc = tap_process.TapProcess(
+        command,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tap_process.PIPE,
     )
     assert proc.stdout is not None
     proc.stdout.read(100)
@@ -786,16 +794,7 @@ def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
     assert "Traceback" not in stderr
     assert "stdout: cannot write Singer messages (the target stopped reading)" in stderr
     # A full disk.
-    with open("/dev/full", "wb") as full:
-        run = subprocess.run(
-            command,
-            stdout=full,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
-            text=True,
-            check=False,
-        )
+    run = tap_process.run(command, cwd=tmp_path, env=clean_env(), stdout="/dev/full")
     assert run.returncode == 2, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert "stdout: cannot write Singer messages" in run.stderr
@@ -811,11 +810,12 @@ def test_a_burst_of_signals_during_retry_waits_never_hangs(tmp_path):
     with HostileServer(answer("503 Service Unavailable", b"{}")) as hostile:
         config = config_for(hostile.url, max_retries=1000, retry_backoff_seconds=0.02)
         (tmp_path / "config.json").write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        proc = tap_process.TapProcess(
+            ["--config", "config.json"],
             cwd=tmp_path,
+            env=clean_env(),
+            stdout=tap_process.DEVNULL,
+            stderr=tap_process.PIPE,
             text=True,
         )
         deadline = time.monotonic() + 30

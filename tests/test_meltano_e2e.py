@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import MELTANO, REPO, clean_env
+from tests.conftest import MELTANO, REPO, project_env
 from tests.fake_metronome import TOKEN, FakeData
 
 START, END = date(2024, 3, 1), date(2024, 4, 15)
@@ -25,27 +24,26 @@ pytestmark = pytest.mark.slow
 # ruff: noqa: S608 - table names in these queries are constants of the test
 
 
-def meltano_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `meltano run` of the tap against `server`."""
-    return clean_env(
+def meltano_env(server, project: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `meltano run` in `project` of the tap against `server`."""
+    return project_env(
+        project,
         {
-            # An isolated Meltano system database: state lives here, not in .meltano/.
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
             "TAP_METRONOME_API_URL": server.url,
             "TAP_METRONOME_AUTH_TOKEN": TOKEN,
             "TAP_METRONOME_START_DATE": START.isoformat(),
             "TAP_METRONOME_END_DATE": END.isoformat(),
             "TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "1000",
             **extra,
-        }
+        },
     )
 
 
-def meltano_run(server, tmp_path: Path, database: Path) -> subprocess.CompletedProcess:
-    env = meltano_env(server, tmp_path, TARGET_DUCKDB_FILEPATH=str(database))
+def meltano_run(server, project: Path, database: Path) -> subprocess.CompletedProcess:
+    env = meltano_env(server, project, TARGET_DUCKDB_FILEPATH=str(database))
     return subprocess.run(
         [MELTANO, "--environment", "demo", "run", "tap-metronome", "target-duckdb"],
-        cwd=REPO,
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
@@ -69,14 +67,12 @@ def expected_cost_rows(data: FakeData) -> dict[tuple[str, str, str], Decimal | N
     }
 
 
-def test_meltano_run_into_duckdb_then_incremental(
-    meltano_installed, fake_api, tmp_path
-):
+def test_meltano_run_into_duckdb_then_incremental(meltano_project, fake_api, tmp_path):
     data = FakeData.generate(customers=40, archived=5, plans=5, unsupported_every=19)
     server = fake_api(data)
     database = tmp_path / "warehouse.duckdb"
 
-    first = meltano_run(server, tmp_path, database)
+    first = meltano_run(server, meltano_project, database)
     assert first.returncode == 0, first.stderr[-4000:]
 
     counts = {
@@ -116,7 +112,7 @@ def test_meltano_run_into_duckdb_then_incremental(
     # Late usage changes the last 10 days; the next run reads only the lookback.
     data.revise_costs(since=END - timedelta(days=10))
     server.app.reset_requests()
-    second = meltano_run(server, tmp_path, database)
+    second = meltano_run(server, meltano_project, database)
     assert second.returncode == 0, second.stderr[-4000:]
     costs_starts = {
         path.split("/")[3]: args["starting_on"]
@@ -152,24 +148,12 @@ FRACTIONS = {
 }
 
 
-def scratch_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A copy of the Meltano project that shares the installed plugins."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(REPO / "meltano.yml", project / "meltano.yml")
-    # Share the installed plugins, not .meltano/run (each project's own catalogs).
-    for kind in ("extractors", "loaders"):
-        (project / ".meltano" / kind).parent.mkdir(exist_ok=True)
-        (project / ".meltano" / kind).symlink_to(REPO / ".meltano" / kind)
-    env = clean_env({"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"})
-    return project, env
-
-
 def test_fractional_settings_through_meltano_config_set_and_the_environment(
-    meltano_installed, fake_api, tmp_path
+    meltano_project, fake_api
 ):
     server = fake_api(FakeData.generate(customers=3, archived=0, plans=1))
-    project, env = scratch_project(tmp_path)
+    project = meltano_project
+    env = project_env(project)
     for name, value in FRACTIONS.items():
         done = subprocess.run(
             [MELTANO, "config", "set", "tap-metronome", name, value],
@@ -187,28 +171,35 @@ def test_fractional_settings_through_meltano_config_set_and_the_environment(
         "TAP_METRONOME_START_DATE": "2024-06-01",
         "TAP_METRONOME_END_DATE": "2024-06-03",
     }
-    for extra in ({}, {"TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "400.25"}):
-        run = subprocess.run(
-            [MELTANO, "invoke", "tap-metronome"],
-            cwd=project,
-            env={**sync_env, **extra},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert '"stream":"customer_costs"' in run.stdout
-    dumped = subprocess.run(
-        [MELTANO, "invoke", "--dump=config", "tap-metronome"],
+    # A sync with the values set above.
+    run = subprocess.run(
+        [MELTANO, "invoke", "tap-metronome"],
         cwd=project,
         env=sync_env,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    config = json.loads(dumped.stdout)
-    for name, value in FRACTIONS.items():
-        assert float(config[name]) == float(value), name
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '"stream":"customer_costs"' in run.stdout
+    # What the tap is given, with and without a fraction from the environment
+    # (Meltano itself refused both when the settings were declared integers).
+    override = {"TAP_METRONOME_MAX_REQUESTS_PER_SECOND": "400.25"}
+    for extra, expected in (
+        ({}, FRACTIONS),
+        (override, FRACTIONS | {"max_requests_per_second": "400.25"}),
+    ):
+        dumped = subprocess.run(
+            [MELTANO, "invoke", "--dump=config", "tap-metronome"],
+            cwd=project,
+            env={**sync_env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        config = json.loads(dumped.stdout)
+        for name, value in expected.items():
+            assert float(config[name]) == float(value), name
 
 
 def readme_commands() -> list[str]:
@@ -226,10 +217,10 @@ def readme_commands() -> list[str]:
     return commands
 
 
-def test_the_readmes_meltano_and_make_commands_exist(meltano_installed, tmp_path):
+def test_the_readmes_meltano_and_make_commands_exist(meltano_project):
     commands = readme_commands()
     assert any(c.startswith("meltano config set") for c in commands)
-    _, env = scratch_project(tmp_path)
+    env = project_env(meltano_project)
     for command in commands:
         words = shlex.split(command)
         if words[0] == "make":
@@ -237,6 +228,11 @@ def test_the_readmes_meltano_and_make_commands_exist(meltano_installed, tmp_path
         else:  # the subcommand structure must parse: `--help` stops before acting
             check = [MELTANO, *words[1:], "--help"]
         done = subprocess.run(
-            check, cwd=REPO, env=env, capture_output=True, text=True, check=False
+            check,
+            cwd=REPO if words[0] == "make" else meltano_project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, (command, done.stderr[-1500:])

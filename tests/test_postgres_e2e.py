@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import MELTANO, REPO
-from tests.fake_metronome import FakeData
+from tests.conftest import MELTANO
+from tests.fake_metronome import NEW_ENUM_VALUES, FakeData, what_metronome_may_add
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
 KEYS = {
@@ -27,6 +27,8 @@ KEYS = {
     "plan_charges": "plan_id, id",
     "customer_costs": "customer_id, start_timestamp, credit_type_id",
 }
+
+FIRST_DAY = "SELECT min(start_timestamp)::text FROM {}.customer_costs"
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +44,10 @@ def postgres(tmp_path_factory) -> Iterator[str]:
         tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete"
     )
     try:
-        yield server.get_uri()
+        uri = server.get_uri()
+        # What the README advises; initdb would take the machine's zone.
+        sql(uri, "ALTER DATABASE postgres SET timezone TO 'UTC'")
+        yield uri
     finally:
         server.cleanup()
 
@@ -54,11 +59,12 @@ def sql(uri: str, query: str) -> list[tuple[Any, ...]]:
 
 
 def meltano_run(
-    server, uri: str, tmp_path: Path, schema: str, **settings: str
+    server, uri: str, project: Path, schema: str, **settings: str
 ) -> subprocess.CompletedProcess[str]:
+    """`meltano run tap-metronome target-postgres` in `project`, loading `schema`."""
     env = meltano_env(
         server,
-        tmp_path,
+        project,
         TARGET_POSTGRES_SQLALCHEMY_URL=uri.replace(
             "postgresql://", "postgresql+psycopg://"
         ),
@@ -67,7 +73,7 @@ def meltano_run(
     )
     return subprocess.run(
         [MELTANO, "run", "tap-metronome", "target-postgres"],
-        cwd=REPO,
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
@@ -81,12 +87,15 @@ def live_rows(uri: str, schema: str, table: str) -> int:
     )[0][0]
 
 
-def test_every_row_exactly_then_late_usage_updates_in_place(
-    meltano_installed, postgres, fake_api, tmp_path
+def test_every_row_exactly_then_late_usage_and_a_removed_plan(
+    meltano_project, postgres, fake_api
 ):
+    """Exact rows in a UTC database; then late usage updates rows in place and a
+    plan removed at the source is marked deleted (emit_activate_version_messages)."""
     data = FakeData.generate(customers=30, archived=4, plans=4, unsupported_every=13)
     server = fake_api(data)
-    first = meltano_run(server, postgres, tmp_path, "metronome")
+    versions = {"TAP_METRONOME_EMIT_ACTIVATE_VERSION_MESSAGES": "true"}
+    first = meltano_run(server, postgres, meltano_project, "metronome", **versions)
     assert first.returncode == 0, first.stderr[-4000:]
 
     expected = expected_cost_rows(data)
@@ -123,10 +132,13 @@ def test_every_row_exactly_then_late_usage_updates_in_place(
     assert (
         sql(postgres, "SELECT sum(cost) FROM metronome.customer_costs")[0][0] == exact
     )
+    # In a database running in UTC (the README's advice), UTC midnight stays midnight.
+    assert sql(postgres, FIRST_DAY.format("metronome")) == [(f"{START} 00:00:00",)]
 
-    # Late usage changes the last 10 days: the rows change in place, none are added.
+    # Late usage changes the last 10 days, and a plan is removed at the source.
     data.revise_costs(since=END - timedelta(days=10))
-    second = meltano_run(server, postgres, tmp_path, "metronome")
+    removed = data.plans.pop()["id"]
+    second = meltano_run(server, postgres, meltano_project, "metronome", **versions)
     assert second.returncode == 0, second.stderr[-4000:]
     expected = expected_cost_rows(data)
     assert live_rows(postgres, "metronome", "customer_costs") == len(expected)
@@ -135,24 +147,42 @@ def test_every_row_exactly_then_late_usage_updates_in_place(
     assert (
         sql(postgres, "SELECT sum(cost) FROM metronome.customer_costs")[0][0] == revised
     )
+    plans = dict(
+        sql(
+            postgres,
+            "SELECT id::text, _sdc_deleted_at IS NOT NULL FROM metronome.plans",
+        )
+    )
+    assert plans.pop(removed) is True
+    assert set(plans.values()) == {False}
+    assert live_rows(postgres, "metronome", "plan_charges") == sum(
+        len(data.charges[plan["id"]]) for plan in data.plans
+    )
 
 
-def test_flattened_schemas_load_into_a_validating_target(
-    meltano_installed, postgres, fake_api, tmp_path
+def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
+    meltano_project, postgres, fake_api
 ):
+    """Flattening on, target validation on, and the API sending an unknown field in
+    every object and a new value of every enum-like field."""
     data = FakeData.generate(customers=8, archived=2, plans=2)
-    server = fake_api(data)
+    server = fake_api(data, tamper=what_metronome_may_add)
     run = meltano_run(
         server,
         postgres,
-        tmp_path,
+        meltano_project,
         "flat",
         TAP_METRONOME_FLATTENING_ENABLED="true",
         TAP_METRONOME_FLATTENING_MAX_DEPTH="1",
         TARGET_POSTGRES_VALIDATE_RECORDS="true",
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    assert live_rows(postgres, "flat", "customers") == 10
+    assert {table: live_rows(postgres, "flat", table) for table in KEYS} == {
+        "customers": 10,
+        "plans": 2,
+        "plan_charges": sum(len(c) for c in data.charges.values()),
+        "customer_costs": len(expected_cost_rows(data)),
+    }
     columns = {
         row[0]
         for row in sql(
@@ -162,47 +192,30 @@ def test_flattened_schemas_load_into_a_validating_target(
         )
     }
     assert "customer_config__salesforce_account_id" in columns
-    assert all(live_rows(postgres, "flat", table) > 0 for table in KEYS)
+    charge_types = {
+        row[0] for row in sql(postgres, "SELECT charge_type FROM flat.plan_charges")
+    }
+    assert charge_types == {NEW_ENUM_VALUES["charge_type"]}
+    (breakdown,) = sql(
+        postgres,
+        "SELECT line_item_breakdown::text FROM flat.customer_costs "
+        "WHERE line_item_breakdown IS NOT NULL LIMIT 1",
+    )[0]
+    assert "added_in_2027" in breakdown
 
 
-def test_a_plan_removed_at_the_source_is_marked_deleted(
-    meltano_installed, postgres, fake_api, tmp_path
+def test_timestamps_shift_when_the_database_runs_in_another_zone(
+    meltano_project, postgres, fake_api
 ):
-    data = FakeData.generate(customers=3, archived=0, plans=3)
-    server = fake_api(data)
-    versions = {"TAP_METRONOME_EMIT_ACTIVATE_VERSION_MESSAGES": "true"}
-    first = meltano_run(server, postgres, tmp_path, "versions", **versions)
-    assert first.returncode == 0, first.stderr[-4000:]
-    removed = data.plans.pop()["id"]
-    second = meltano_run(server, postgres, tmp_path, "versions", **versions)
-    assert second.returncode == 0, second.stderr[-4000:]
-    rows = dict(
-        sql(
-            postgres, "SELECT id::text, _sdc_deleted_at IS NOT NULL FROM versions.plans"
-        )
-    )
-    assert rows.pop(removed) is True
-    assert set(rows.values()) == {False}
-
-
-def test_timestamps_are_right_when_the_database_runs_in_utc(
-    meltano_installed, postgres, fake_api, tmp_path
-):
-    """target-postgres shifts UTC timestamps into the session's zone; the README's fix works."""
+    """target-postgres stores UTC timestamps in the session's zone: the README's warning."""
     server = fake_api(FakeData.generate(customers=2, archived=0, plans=1))
-    first_day = "SELECT min(start_timestamp)::text FROM {}.customer_costs"
     try:
         sql(postgres, "ALTER DATABASE postgres SET timezone TO 'America/New_York'")
-        (tmp_path / "ny").mkdir()
-        run = meltano_run(server, postgres, tmp_path / "ny", "tz_new_york")
+        run = meltano_run(server, postgres, meltano_project, "tz_new_york")
         assert run.returncode == 0, run.stderr[-4000:]
-        # The problem the README warns about: midnight UTC stored as 19:00 the day before.
-        assert sql(postgres, first_day.format("tz_new_york")) == [
+        # Midnight UTC stored as 19:00 the day before (the UTC case is checked above).
+        assert sql(postgres, FIRST_DAY.format("tz_new_york")) == [
             ("2024-02-29 19:00:00",)
         ]
     finally:
         sql(postgres, "ALTER DATABASE postgres SET timezone TO 'UTC'")
-    (tmp_path / "utc").mkdir()
-    run = meltano_run(server, postgres, tmp_path / "utc", "tz_utc")
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert sql(postgres, first_day.format("tz_utc")) == [(f"{START} 00:00:00",)]

@@ -11,13 +11,13 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
+from tests import tap_process
+from tests.conftest import clean_env
 from tests.test_hostile import singer_messages
 from tests.test_reliability import assert_resumes_to_clean, config_for, data
 
@@ -25,28 +25,29 @@ from tests.test_reliability import assert_resumes_to_clean, config_for, data
 def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
     """Run the tap, read its stdout slowly, send `signum` after `delay` seconds."""
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with (tmp_path / "stderr.txt").open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tap_metronome", "--config", "config.json"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=tmp_path,
-        )
-        assert proc.stdout is not None
-        out = bytearray()
+    proc = tap_process.TapProcess(
+        ["--config", "config.json"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tmp_path / "stderr.txt",
+    )
+    assert proc.stdout is not None
+    out = bytearray()
 
-        def read_slowly() -> None:
+    def read_slowly() -> None:
+        with proc.stdout:
             fd = proc.stdout.fileno()
             while chunk := os.read(fd, 3000):
                 out.extend(chunk)
                 time.sleep(0.004)
 
-        reader = threading.Thread(target=read_slowly)
-        reader.start()
-        time.sleep(delay)
-        proc.send_signal(signum)
-        proc.wait(timeout=120)
-        reader.join(timeout=60)
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    time.sleep(delay)
+    proc.send_signal(signum)
+    proc.wait(timeout=120)
+    reader.join(timeout=60)
     return proc.returncode, out.decode(), (tmp_path / "stderr.txt").read_text()
 
 
@@ -57,8 +58,9 @@ def test_a_signal_at_any_moment_leaves_whole_output_that_resumes(
     rng = random.Random(seed)
     signum = signal.SIGTERM if seed % 2 == 0 else signal.SIGINT
     server = fake_api(data(), latency=0.002)
+    # The run lasts about 5 s behind the slow reader; the signal lands in its first half.
     code, stdout, stderr = run_with_slow_reader(
-        config_for(server), tmp_path, signum=signum, delay=rng.uniform(0.9, 3.0)
+        config_for(server), tmp_path, signum=signum, delay=rng.uniform(0.15, 2.25)
     )
     assert code == 128 + signum, stderr[-2000:]
     assert "Traceback" not in stderr
