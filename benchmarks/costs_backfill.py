@@ -3,19 +3,24 @@
 Starts the fake Metronome API with a chosen per-request latency and server-side
 rate limit (429 with Retry-After beyond it), runs `tap-metronome` as a user
 would, and prints: requests, wall time, the floor
-max(requests / rate limit, requests x latency / concurrency), wall / floor, peak
+max(requests / max_requests_per_second, requests / server rate limit,
+requests x latency / concurrency, CPU seconds of the tap), wall / floor, peak
 RSS of the tap process, cost records per CPU-second of the tap process, and
-STATE bytes. `--bare` runs the same pages through `bare_loop.py` (requests +
+STATE bytes. Concurrency and `max_requests_per_second` default to the tap's own
+defaults: what users run, where pacing and not concurrency sets the pace. `--bare` runs the same pages through `bare_loop.py` (requests +
 json, no SDK) as the reference for tap-side overhead.
 
 Run by hand (not part of the test suite), from the repository root:
 
+    .venv/bin/python benchmarks/costs_backfill.py --customers 200 --days 365 \\
+        --latency 0.1
     .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 \\
-        --latency 0.1 --concurrency 8 --compare-sequential
+        --latency 0.1 --max-rps 10000 --compare-sequential
     .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 \\
         --rate-limit 10 --max-rps 10
-    .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 --bare
-    .venv/bin/python benchmarks/costs_backfill.py --rss 100,10000 --days 30
+    .venv/bin/python benchmarks/costs_backfill.py --customers 1000 --days 365 --bare \\
+        --max-rps 10000
+    .venv/bin/python benchmarks/costs_backfill.py --rss 100,10000 --days 30 --max-rps 10000
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tap_metronome.settings import Settings  # noqa: E402
 from tests.fake_metronome import (  # noqa: E402
     TOKEN,
     FakeData,
@@ -133,13 +139,15 @@ def bench(
                     state_bytes += len(line)
         requests = app.count()
     floor = max(
+        requests / max_rps,
         requests / rate_limit if rate_limit else 0.0,
         requests * latency / concurrency,
+        cpu,  # one interpreter: the GIL runs one thread at a time
     )
     label = (
         f"{'bare loop' if bare else 'tap'} c={concurrency} n={customers} d={days}"
         f"{f' lat={latency * 1000:.0f}ms' if latency else ''}"
-        f"{f' limit={rate_limit:g}/s' if rate_limit else ''}"
+        f"{f' limit={rate_limit:g}/s' if rate_limit else ''} max_rps={max_rps:g}"
     )
     return Result(
         label,
@@ -161,8 +169,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=None)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-rps", type=float, default=10_000)
+    defaults = {f.name: f.default for f in fields(Settings)}
+    parser.add_argument("--concurrency", type=int, default=defaults["max_concurrency"])
+    parser.add_argument(
+        "--max-rps", type=float, default=defaults["max_requests_per_second"]
+    )
     parser.add_argument("--compare-sequential", action="store_true")
     parser.add_argument("--bare", action="store_true", help="also run the bare loop")
     parser.add_argument("--rss", help="comma-separated customer counts for RSS growth")
@@ -202,7 +213,7 @@ def main() -> None:
             f"(target >= {0.9 * args.rate_limit:g}); 429s "
             f"{100 * main_run.rate_limited / main_run.requests:.2f}% (target < 1%)"
         )
-    elif args.latency:
+    else:
         print(f"wall/floor = {main_run.wall / main_run.floor:.2f} (target <= 1.3)")
     if args.compare_sequential:
         sequential = bench(concurrency=1, **common)
