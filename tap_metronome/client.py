@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from http import HTTPStatus
@@ -35,18 +36,41 @@ RETRY_CLIENT_STATUSES = frozenset(
 )
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_JSON_BODY = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One logical request, retried as a whole."""
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    body: dict[str, Any] | None
+    stream: str
+    endpoint: str
+
+    @property
+    def what(self) -> str:
+        """`METHOD /path`, as error messages name it."""
+        return f"{self.method} {self.path}"
 
 
 class MetronomeAPIError(MetronomeError):
     """The API answered a request with an error status."""
 
-    def __init__(self, *, status: int, path: str, message: str, stream: str) -> None:
+    def __init__(
+        self, *, status: int, path: str, message: str, stream: str, method: str = "GET"
+    ) -> None:
         self.status = status
         self.path = path
+        self.method = method
         self.api_message = message
         self.stream = stream
         super().__init__(
-            f"Metronome API error {status} on GET {path} (stream {stream}): {message}"
+            f"Metronome API error {status} on {method} {path} (stream {stream}): "
+            f"{message}"
         )
 
 
@@ -55,8 +79,8 @@ class MetronomeAuthError(MetronomeAPIError):
 
     def __str__(self) -> str:
         return (
-            f"Metronome rejected the auth_token setting (HTTP {self.status}) on GET "
-            f"{self.path}; check auth_token / TAP_METRONOME_AUTH_TOKEN."
+            f"Metronome rejected the auth_token setting (HTTP {self.status}) on "
+            f"{self.method} {self.path}; check auth_token / TAP_METRONOME_AUTH_TOKEN."
         )
 
 
@@ -145,8 +169,12 @@ def _api_message(content: bytes, reason: str | None) -> str:
     return reason or ""
 
 
+#: Called after every response: (stream, endpoint template, HTTP status, seconds).
+ResponseHook = Callable[[str, str, int, float], None]
+
+
 class MetronomeClient:
-    """Sends GET requests to Metronome and returns parsed JSON bodies.
+    """Sends GET and POST requests to Metronome and returns parsed JSON bodies.
 
     Thread-safe: each thread gets its own `requests.Session` so that concurrent
     partitions share nothing but the retry policy and the pacer.
@@ -163,6 +191,7 @@ class MetronomeClient:
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
         sleep: Any = None,
+        on_response: ResponseHook | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = auth_token
@@ -181,6 +210,8 @@ class MetronomeClient:
         self._in_flight: set[Deadline] = set()
         self.requests_sent = 0
         self.retries = 0
+        #: Metrics (`metrics.HttpMetrics.observe`): one call per response.
+        self.on_response = on_response
 
     def __repr__(self) -> str:
         return f"MetronomeClient(api_url={self.api_url!r})"
@@ -217,19 +248,45 @@ class MetronomeClient:
             message = message.replace(self._token, "<auth_token>")
         return one_line(message, 300)
 
-    def get(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        stream: str,
+        endpoint: str | None = None,
+    ) -> Any:
         """GET `path` with retries; return the JSON body with numbers as Decimal."""
+        return self.request(
+            "GET", path, params=params, stream=stream, endpoint=endpoint
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        stream: str,
+        endpoint: str | None = None,
+    ) -> Any:
+        """Send `method path` with retries; return the JSON body, numbers as Decimal.
+
+        `body` is sent as JSON (POST); `endpoint` is the path template, for metrics.
+        """
+        call = _Call(method, path, params or {}, body, stream, endpoint or path)
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._attempt(path, params, stream=stream)
+                return self._attempt(call)
             except _Retryable as exc:
                 if attempt > self.retry.max_retries:
                     msg = (
-                        f"GET {path} (stream {stream}) failed after {attempt} attempts;"
-                        f" last error: {exc.reason}"
+                        f"{call.what} (stream {stream}) failed after {attempt} "
+                        f"attempts; last error: {exc.reason}"
                     )
                     raise RetriesExhaustedError(msg) from None
                 # Never earlier than the server asked; never less than the backoff
@@ -237,21 +294,21 @@ class MetronomeClient:
                 wait = max(exc.wait or 0.0, self._backoff(attempt))
                 if waited + wait > self.retry.max_total_wait:
                     msg = (
-                        f"GET {path} (stream {stream}) gave up: waiting {wait:.3g}s more"
-                        f" would exceed {self.retry.max_total_wait:.0f}s of retries;"
-                        f" last error: {exc.reason}"
+                        f"{call.what} (stream {stream}) gave up: waiting {wait:.3g}s"
+                        f" more would exceed {self.retry.max_total_wait:.0f}s of "
+                        f"retries; last error: {exc.reason}"
                     )
                     raise RetriesExhaustedError(msg) from None
                 if self._cancelled.is_set():
-                    msg = f"GET {path} (stream {stream}) cancelled"
+                    msg = f"{call.what} (stream {stream}) cancelled"
                     raise CancelledError(msg) from None
                 with self._lock:
                     self.retries += 1
                 self.logger.warning(
-                    "Retrying stream %s: %s on GET %s, attempt %d of %d, waiting %.2fs",
+                    "Retrying stream %s: %s on %s, attempt %d of %d, waiting %.2fs",
                     stream,
                     exc.reason,
-                    path,
+                    call.what,
                     attempt,
                     self.retry.max_retries + 1,
                     wait,
@@ -266,7 +323,8 @@ class MetronomeClient:
         )
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
-    def _attempt(self, path: str, params: dict[str, Any], *, stream: str) -> Any:
+    def _attempt(self, call: _Call) -> Any:
+        path, stream = call.path, call.stream
         if self.pacer is not None:
             self.pacer.wait(self._cancelled)
         deadline = Deadline(self.timeout)
@@ -274,21 +332,25 @@ class MetronomeClient:
         self._in_flight.add(deadline)
         if self._cancelled.is_set():
             self._in_flight.discard(deadline)
-            raise CancelledError(f"GET {path} (stream {stream}) cancelled")
+            raise CancelledError(f"{call.what} (stream {stream}) cancelled")
         with self._lock:
             self.requests_sent += 1
+        started = time.monotonic()
         try:
             with deadline:
-                response = self._session.get(
+                response = self._session.request(
+                    call.method,
                     f"{self.api_url}{path}",
-                    params=params,
+                    params=call.params,
+                    data=None if call.body is None else _ENCODER.encode(call.body),
+                    headers=None if call.body is None else _JSON_BODY,
                     timeout=self.timeout,
                     stream=True,
                     allow_redirects=False,
                 )
                 content = read_body(response)
         except BodyTooLargeError:
-            msg = f"GET {path} (stream {stream}): the response is larger than 64 MiB"
+            msg = f"{call.what} (stream {stream}): the response is larger than 64 MiB"
             raise ResponseError(msg) from None
         except requests.RequestException as exc:
             if deadline.expired or isinstance(exc, requests.Timeout):
@@ -302,12 +364,19 @@ class MetronomeClient:
                 | requests.exceptions.ContentDecodingError,
             ):
                 raise _Retryable(f"connection error ({type(exc).__name__})") from None
-            msg = f"GET {path} (stream {stream}) failed: {type(exc).__name__}"
+            msg = f"{call.what} (stream {stream}) failed: {type(exc).__name__}"
             raise MetronomeError(msg) from None
         finally:
             self._in_flight.discard(deadline)
         if self._cancelled.is_set():
-            raise CancelledError(f"GET {path} (stream {stream}) cancelled")
+            raise CancelledError(f"{call.what} (stream {stream}) cancelled")
+        if self.on_response is not None:
+            self.on_response(
+                stream,
+                call.endpoint,
+                response.status_code,
+                time.monotonic() - started,
+            )
         if deadline.expired:
             # The socket was shut at the deadline; a body that "ended" then is
             # cut short (e.g. an HTTP/1.0 body read until the connection closes).
@@ -331,6 +400,7 @@ class MetronomeClient:
             raise MetronomeAuthError(
                 status=status,
                 path=path,
+                method=call.method,
                 message=self._message(content, response.reason),
                 stream=stream,
             )
@@ -338,6 +408,7 @@ class MetronomeClient:
             raise MetronomeAPIError(
                 status=status,
                 path=path,
+                method=call.method,
                 message=self._message(content, response.reason),
                 stream=stream,
             )
@@ -346,6 +417,7 @@ class MetronomeClient:
             raise MetronomeAPIError(
                 status=status,
                 path=path,
+                method=call.method,
                 message=f"unexpected redirect (not followed) to {one_line(location[:200])}",
                 stream=stream,
             )

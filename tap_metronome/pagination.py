@@ -8,7 +8,7 @@ an error rather than a silent truncation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ class CursorPage:
     next_page: str | None
 
     @classmethod
-    def from_body(cls, body: Any, *, stream: str, path: str) -> CursorPage:
+    def from_body(cls, body: Any, *, stream: str, request: str) -> CursorPage:
         """Check the body has the list shape the spec promises."""
         if (
             not isinstance(body, dict)
@@ -42,7 +42,7 @@ class CursorPage:
             or not isinstance(body["next_page"], str | None)
         ):
             msg = (
-                f"Stream {stream}: GET {path} did not answer a list page "
+                f"Stream {stream}: {request} did not answer a list page "
                 "(expected an object with 'data' list and 'next_page')"
             )
             raise PaginationError(msg)
@@ -95,21 +95,40 @@ def iter_pages(
     *,
     stream: str,
     page_size: int,
-    params: dict[str, Any] | None = None,
+    method: str = "GET",
+    params: Mapping[str, Any] | None = None,
+    body: Mapping[str, Any] | None = None,
+    cursor_in: str = "query",
+    endpoint: str | None = None,
     stop: StopRequest | None = None,
 ) -> Iterator[CursorPage]:
     """Yield every page of a list endpoint, empty pages included, in order.
 
-    Before each request, `stop` is checked: a signal ends the listing there.
+    `limit` and the cursor (`next_page`) go in the query, or in the JSON body when
+    `cursor_in` is "body". Before each request, `stop` is checked: a signal ends
+    the listing there.
     """
     paginator = MetronomeCursorPaginator(stream)
     while not paginator.finished:
         if stop is not None:
             stop.check()
-        query: dict[str, Any] = {**(params or {}), "limit": page_size}
+        paging: dict[str, Any] = {"limit": page_size}
         if paginator.current_value is not None:
-            query["next_page"] = paginator.current_value
-        body = client.get(path, query, stream=stream)
-        page = CursorPage.from_body(body, stream=stream, path=path)
+            paging["next_page"] = paginator.current_value
+        query = {**(params or {})}
+        payload = None if body is None and method == "GET" else {**(body or {})}
+        if cursor_in == "body" and payload is not None:
+            payload |= paging
+        else:
+            query |= paging
+        answer = client.request(
+            method,
+            path,
+            params=query,
+            body=payload,
+            stream=stream,
+            endpoint=endpoint or path,
+        )
+        page = CursorPage.from_body(answer, stream=stream, request=f"{method} {path}")
         yield page
         paginator.advance(page)  # type: ignore[arg-type]

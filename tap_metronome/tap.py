@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path, PurePath
@@ -24,7 +25,9 @@ from singer_sdk.singerlib import Catalog
 from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
+from tap_metronome.metrics import HttpMetrics
 from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.settings import (
     DEFAULT_API_URL,
@@ -33,6 +36,8 @@ from tap_metronome.settings import (
     parse_settings,
 )
 from tap_metronome.stopping import StopRequest
+from tap_metronome.streams.customers import CustomersStream
+from tap_metronome.streams.pricing import PlansStream
 from tap_metronome.windows import SYNCED_UNTIL, CostsBookmarks, end_of_today
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -221,7 +226,8 @@ class TapMetronome(Tap):
     ) -> None:
         self.stop = StopRequest()
         self._client: MetronomeClient | None = None
-        self._ids: dict[str, list[str]] = {}
+        #: Parent listings (customers, plans), read once by whichever stream asks.
+        self.listings = Listings(self._list_parent, logging.getLogger(self.name))
         values = _config_values(config)
         if isinstance(state, str | PurePath):  # a path, as the SDK also accepts
             state = read_json_object(str(state), "state")
@@ -296,7 +302,7 @@ class TapMetronome(Tap):
         return super().cb_config(ctx, param, value)
 
     @classmethod
-    def invoke(  # type: ignore[override]
+    def invoke(
         cls,
         *,
         state: IO[str] | None = None,
@@ -350,37 +356,30 @@ class TapMetronome(Tap):
                 ),
                 pacer=Pacer(settings.max_requests_per_second),
                 logger=self.logger,
+                on_response=self.http_metrics.observe,
             )
             self.stop.on_stop(self._client.cancel)
         return self._client
 
-    def remember_ids(self, stream_name: str, ids: list[str]) -> None:
-        """Keep a completed parent listing so child streams need not list again."""
-        self._ids[stream_name] = ids
+    @functools.cached_property
+    def http_metrics(self) -> HttpMetrics:
+        """The run's `http_request_duration` / `http_request_count` METRIC points."""
+        return HttpMetrics(self.metrics_logger)
 
-    def known_ids(self, parent: str, child: str) -> list[str]:
-        """Ids of a parent stream: from this run's sync of it, else a fresh listing."""
-        if parent not in self._ids:
-            stream = self.streams[parent]
-            self._ids[parent] = list(
-                dict.fromkeys(
-                    item["id"]
-                    for item in stream.get_records(None)
-                    if isinstance(item, dict)
-                )
-            )
-            self.logger.info(
-                "%s: listed %d %s ids", child, len(self._ids[parent]), parent
-            )
-        return self._ids[parent]
+    def _list_parent(self, parent: str) -> Iterable[dict[str, Any]]:
+        stream = self.streams[parent]
+        if not isinstance(stream, CustomersStream | PlansStream):
+            msg = f"{parent} is not a parent listing"
+            raise TypeError(msg)
+        return stream.listing()
+
+    def parent_ids(self, parent: str, child: str) -> list[str]:
+        """The ids of `parent` (customers or plans) for the per-parent stream `child`."""
+        return self.listings.ids(parent, requested_by=child)
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
-        """Streams in sync order: parents before the children that reuse their ids."""
+        """One instance of every stream (the SDK syncs them in name order)."""
         return [stream_type(self) for stream_type in streams.STREAM_TYPES]
-
-    def load_streams(self) -> list[streams.MetronomeStream]:
-        """Keep discovery order (the SDK sorts by name) so parents sync first."""
-        return self.discover_streams()
 
 
 def _config_values(config: Any) -> dict[str, Any]:

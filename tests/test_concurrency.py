@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tap_metronome.concurrency import fan_out
+from tap_metronome.streams.partitions import fan_out
 from tests.conftest import run_tap, tap_config
 from tests.fake_metronome import FakeData
 from tests.test_reliability import records_by_key

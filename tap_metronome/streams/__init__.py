@@ -1,0 +1,35 @@
+"""The tap's streams, one module per family; `base` declares how a list stream works.
+
+| module | streams |
+|---|---|
+| `customers` | customers |
+| `costs` | customer_costs (per customer, incremental) |
+| `pricing` | plans, plan_charges (per plan), credit_types, billable_metrics, products, rate_cards |
+"""
+
+from __future__ import annotations
+
+from tap_metronome.streams.base import MetronomeStream, schema_dir
+from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC, CustomerCostsStream
+from tap_metronome.streams.customers import CustomersStream
+from tap_metronome.streams.pricing import PlanChargesStream, PlansStream
+
+#: Every stream the tap offers. The SDK syncs them in name order; none depends on
+#: another having run (parent ids come from the tap's listing cache).
+STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
+    CustomersStream,
+    CustomerCostsStream,
+    PlansStream,
+    PlanChargesStream,
+)
+#: Their names (the SDK declares `name` per instance; these classes set it).
+STREAM_NAMES = frozenset(t.name for t in STREAM_TYPES)  # type: ignore[misc]
+
+__all__ = [
+    "STATE_WRITES_PER_SYNC",
+    "STREAM_NAMES",
+    "STREAM_TYPES",
+    "CustomerCostsStream",
+    "MetronomeStream",
+    "schema_dir",
+]

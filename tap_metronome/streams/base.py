@@ -1,0 +1,216 @@
+"""What every stream shares, and list streams as declarations.
+
+A list stream is a handful of class attributes: its endpoint and method, fixed
+query parameters or JSON body, where the cursor goes, primary key, and parent
+(none, customers or plans). `ListStream` turns that into requests
+(`pagination.iter_pages`), records (`MetronomeStream.post_process`: schema
+check, repeats skipped) and, for a per-parent stream, one fan-out over the
+parent's ids (`partitions.Partitions`), whose ids come from the tap's listing
+cache (`listings.Listings`) whatever the order streams run in.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Iterable, Iterator, Mapping
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import quote
+
+from jsonschema import Draft202012Validator
+from singer_sdk import SchemaDirectory, Stream, StreamSchema
+
+from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.pagination import iter_pages
+from tap_metronome.streams.partitions import Partitions
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_metronome.tap import TapMetronome
+
+
+def schema_dir() -> Traversable:
+    """Where the stream schemas are, whatever the working directory.
+
+    A built wheel carries them as `tap_metronome/schemas`; an editable install
+    (Meltano's `pip_url: -e .`) reads the repository's top-level `schemas/`.
+    """
+    packaged = importlib.resources.files("tap_metronome") / "schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "schemas"
+
+
+class MetronomeStream(Stream):
+    """A stream read through the tap's one client; records checked against the schema."""
+
+    schema = StreamSchema(SchemaDirectory(schema_dir()))
+    _tap: TapMetronome
+    #: The endpoint's path template, for messages and metrics.
+    path: ClassVar[str] = ""
+    method: ClassVar[Literal["GET", "POST"]] = "GET"
+    #: Where the cursor (`next_page`) and `limit` go: the query or the JSON body.
+    cursor_in: ClassVar[Literal["query", "body"]] = "query"
+    #: The largest `limit` the endpoint accepts.
+    max_page_size: ClassVar[int] = 100
+
+    @property
+    def page_size(self) -> int:
+        """Items per list request: the `page_size` setting, within the endpoint's cap."""
+        return min(self._tap.require_settings().page_size, self.max_page_size)
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether this is `--test`: the SDK caps every stream at a few records."""
+        return self.ABORT_AT_RECORD_COUNT is not None
+
+    def list_items(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, in API order; each must be an object.
+
+        In a dry run, only the first page is read.
+        """
+        for page in iter_pages(
+            self._tap.client,
+            path,
+            stream=self.name,
+            page_size=self.page_size,
+            method=self.method,
+            params=params,
+            body=body,
+            cursor_in=self.cursor_in,
+            endpoint=self.path,
+            stop=self._tap.stop,
+        ):
+            for item in page.records:
+                if not isinstance(item, dict):
+                    msg = (
+                        f"Stream {self.name}: {self.method} {path} returned an item "
+                        f"that is not an object: {one_line(item, 80)}"
+                    )
+                    raise ResponseError(msg)
+                yield item
+            if self.dry_run and page.records:
+                return
+
+    @functools.cached_property
+    def keys_seen(self) -> set[tuple[str, ...]]:
+        """Primary keys emitted in this run: the API must not list an item twice."""
+        return set()
+
+    @functools.cached_property
+    def record_validator(self) -> Draft202012Validator:
+        """The stream's schema, compiled once (formats are not checked)."""
+        return Draft202012Validator(self.schema)
+
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
+        """Refuse a row that does not match the schema; skip an item listed twice.
+
+        A wrong type stops the run naming the field; a repeat is skipped with a
+        WARNING naming its primary key. The SDK's conformance drops unknown
+        fields (with a WARNING) but passes a value of the wrong type on, which a
+        target then rejects or mis-types.
+        """
+        error = next(iter(self.record_validator.iter_errors(row)), None)
+        if error is not None:
+            field = "/".join(str(part) for part in error.absolute_path) or "(item)"
+            msg = (
+                f"Stream {self.name}: {self.method} {self.path} returned an item whose "
+                f"{field} does not match the schema: {one_line(error.message, 160)}"
+            )
+            raise ResponseError(msg)
+        key = tuple(str(row.get(name)) for name in self.primary_keys or [])
+        if key:
+            if key in self.keys_seen:
+                self.logger.warning(
+                    "Stream %s: skipped an item that %s %s listed twice (primary key %s)",
+                    self.name,
+                    self.method,
+                    self.path,
+                    ", ".join(key),
+                )
+                return None
+            self.keys_seen.add(key)
+        return row
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The stream's records; its HTTP request counts are written at its end."""
+        self.keys_seen.clear()
+        try:
+            yield from self.records(context)
+        finally:
+            self._tap.http_metrics.flush(self.name)
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The records of one sync of this stream (each stream says how)."""
+        raise NotImplementedError
+
+
+def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
+    """The item's `id`, which the spec requires to be a string."""
+    value = item.get("id")
+    if not isinstance(value, str) or not value:
+        msg = (
+            f"Stream {stream}: GET {path} returned an item without a string id "
+            f"(id: {one_line(value, 60)})"
+        )
+        raise ResponseError(msg)
+    return value
+
+
+#: What a parent's id is called in a child's path and records.
+PARENT_KEYS = {"customers": "customer_id", "plans": "plan_id"}
+#: One parent, for log lines ("Skipping plan <id> in plan_charges: ...").
+PARENT_NOUNS = {"customers": "customer", "plans": "plan"}
+
+
+class ListStream(MetronomeStream):
+    """A list endpoint as a declaration: full table, one item per record.
+
+    Account-wide (`parent = None`): every page of `path`. Per parent
+    (`parent = "customers"` or `"plans"`): `path` holds `{customer_id}` or
+    `{plan_id}`; every parent's pages are read in one fan-out, each record gets
+    the parent's id, and a parent that answers 400 or 404 is skipped with a
+    WARNING and counted.
+    """
+
+    replication_key = None
+    #: Fixed query parameters and, for POST, the fixed JSON body.
+    params: ClassVar[Mapping[str, Any]] = {}
+    body: ClassVar[Mapping[str, Any] | None] = None
+    parent: ClassVar[Literal["customers", "plans"] | None] = None
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every item, or every parent's items, in the order the API lists them."""
+        if self.parent is None:
+            yield from self.list_items(self.path, self.params, self.body)
+            return
+        partitions: Partitions[list[dict[str, Any]]] = Partitions(
+            self,
+            self._tap.parent_ids(self.parent, self.name),
+            noun=PARENT_NOUNS[self.parent],
+        )
+        rows = 0
+        for _, items in partitions.fetch(self.items_of):
+            rows += len(items)
+            yield from items
+            partitions.done(rows)
+        partitions.summary(f"{rows} records")
+
+    def items_of(self, parent_id: str) -> list[dict[str, Any]]:
+        """All items of one parent, each carrying the parent's id (a worker thread)."""
+        key = PARENT_KEYS[self.parent or ""]
+        path = self.path.replace("{" + key + "}", quote(parent_id, safe=""))
+        return [
+            {key: parent_id, **item}
+            for item in self.list_items(path, self.params, self.body)
+        ]

@@ -1,0 +1,250 @@
+"""Per-parent streams: one fan-out, one skip rule, one progress line, one summary.
+
+Why the tap goes its own way here: the SDK syncs partitions one at a time, so a
+first sync of thousands of customers is bound by latency. Here worker threads
+only fetch (`fan_out`); the stream's thread receives each partition's result and
+writes its records and bookmarks, so Singer output keeps a single writer, and the
+client's pacer keeps every thread inside the run's one request budget. Every
+per-customer or per-plan stream goes through `Partitions`, so adding one needs no
+threading, skip rule or log format of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from tap_metronome.client import MetronomeAPIError, MetronomeClient
+
+if TYPE_CHECKING:
+    from tap_metronome.streams.base import MetronomeStream
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Statuses that concern one partition only: 400 (e.g. costs of a plan with a
+#: UNIQUE-type billable metric, which the endpoint does not support) and 404 (a
+#: customer or plan deleted since the listing). Any other 4xx means the request
+#: itself is wrong and stops the run.
+SKIPPABLE_STATUSES = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND})
+
+
+def fan_out(
+    items: Iterable[T],
+    work: Callable[[T], R],
+    *,
+    max_workers: int,
+    on_abort: Callable[[], None] | None = None,
+) -> Generator[tuple[T, R], None, None]:
+    """Yield `(item, work(item))` for every item, as each finishes.
+
+    At most `2 * max_workers` items are in flight, so memory stays flat however
+    many items there are. With `max_workers == 1` the work runs inline, in order.
+    If `work` raises (or the run is interrupted), `on_abort` is called to stop
+    in-flight requests; if the consumer just stops early (a dry run's record
+    limit), queued work is cancelled and running work is let finish. Either way
+    no worker outlives this generator.
+    """
+    if max_workers <= 1:
+        for item in items:
+            yield item, work(item)
+        return
+
+    source = iter(items)
+    pending: dict[Future[R], T] = {}
+    executor = ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="metronome"
+    )
+    try:
+        for item in source:
+            pending[executor.submit(work, item)] = item
+            if len(pending) >= 2 * max_workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                yield item, future.result()
+                for next_item in source:
+                    pending[executor.submit(work, next_item)] = next_item
+                    break
+    except GeneratorExit:
+        raise
+    except BaseException:
+        if on_abort is not None:
+            on_abort()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def cancel_on_error(
+    results: Generator[Any, None, None], client: MetronomeClient
+) -> Iterator[None]:
+    """Cancel in-flight fetches of a fan-out when its consumer fails.
+
+    Without this, closing the fan-out waits for every running worker to finish
+    its whole partition (retries included) before the error is reported. When
+    the SDK merely stops reading (GeneratorExit: a dry run's record limit), the
+    client stays usable for the streams that follow.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            client.cancel()
+        results.close()
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A partition that answered a status in `SKIPPABLE_STATUSES`."""
+
+    error: MetronomeAPIError
+
+
+class Progress:
+    """One INFO line every `interval` seconds on long syncs, with an ETA."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        noun: str,
+        total: int,
+        interval: float,
+        client: MetronomeClient,
+        logger: logging.Logger,
+    ) -> None:
+        self.stream = stream
+        self.noun = noun
+        self.total = total
+        self.interval = interval
+        self.client = client
+        self.logger = logger
+        self.started = self.last = time.monotonic()
+        self.requests_before = client.requests_sent
+        self.retries_before = client.retries
+
+    @property
+    def requests(self) -> int:
+        """Requests sent since this stream started (by any stream's threads)."""
+        return self.client.requests_sent - self.requests_before
+
+    def update(self, done: int, records: int) -> None:
+        """Log progress if `interval` has passed since the last line."""
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        remaining = elapsed / done * (self.total - done) if done else float("nan")
+        self.logger.info(
+            "%s progress: %d/%d %ss, %d requests, %d records, %d retries, "
+            "%.0fs elapsed, about %.0fs left",
+            self.stream,
+            done,
+            self.total,
+            self.noun,
+            self.requests,
+            records,
+            self.client.retries - self.retries_before,
+            elapsed,
+            remaining,
+        )
+
+
+class Partitions(Generic[R]):
+    """One sync of a per-parent stream over `parent_ids` (customers or plans)."""
+
+    def __init__(
+        self, stream: MetronomeStream, parent_ids: list[str], *, noun: str
+    ) -> None:
+        self.stream = stream
+        self.tap = stream._tap
+        # A dry run (`--test`) reads one partition: one request per stream.
+        self.parent_ids = parent_ids[:1] if stream.dry_run else parent_ids
+        self.noun = noun
+        self.skipped = 0
+        self.finished = 0
+        self.progress = Progress(
+            stream=stream.name,
+            noun=noun,
+            total=len(self.parent_ids),
+            interval=self.tap.require_settings().progress_interval_seconds,
+            client=self.tap.client,
+            logger=stream.logger,
+        )
+
+    @staticmethod
+    def skippable(error: MetronomeAPIError) -> bool:
+        """Whether `error` concerns this partition only (the run goes on)."""
+        return error.status in SKIPPABLE_STATUSES
+
+    def fetch(self, work: Callable[[str], R]) -> Generator[tuple[str, R], None, None]:
+        """`(parent id, work(parent id))` as partitions finish, on worker threads.
+
+        A partition whose request answers 400 or 404 is skipped (WARNING,
+        counted); any other error cancels the rest and stops the stream.
+        """
+
+        def guarded(parent_id: str) -> R | Skipped:
+            try:
+                return work(parent_id)
+            except MetronomeAPIError as exc:
+                if not self.skippable(exc):
+                    raise
+                return Skipped(exc)
+
+        client = self.tap.client
+        results = fan_out(
+            self.parent_ids,
+            guarded,
+            max_workers=1 if self.stream.dry_run else self.tap.max_concurrency,
+            on_abort=client.cancel,
+        )
+        with cancel_on_error(results, client):
+            for parent_id, result in results:
+                self.tap.stop.check()
+                if isinstance(result, Skipped):
+                    self.skip(parent_id, result.error)
+                    continue
+                yield parent_id, result
+
+    def skip(self, parent_id: str, error: MetronomeAPIError) -> None:
+        """Log and count a partition that answered a skippable status."""
+        self.skipped += 1
+        self.finished += 1
+        self.stream.logger.warning(
+            "Skipping %s %s in %s: HTTP %d: %s",
+            self.noun,
+            parent_id,
+            self.stream.name,
+            error.status,
+            error.api_message,
+        )
+
+    def done(self, records: int) -> None:
+        """One partition's records are out: count it, and maybe log progress."""
+        self.finished += 1
+        self.progress.update(self.finished, records)
+
+    def summary(self, *details: str) -> None:
+        """The stream's last line: partitions synced and skipped, then `details`."""
+        self.stream.logger.info(
+            "%s: %d %ss synced, %d skipped, %s%d requests",
+            self.stream.name,
+            len(self.parent_ids) - self.skipped,
+            self.noun,
+            self.skipped,
+            "".join(f"{detail}, " for detail in details),
+            self.progress.requests,
+        )
