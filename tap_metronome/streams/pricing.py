@@ -28,6 +28,12 @@ class PlansStream(MetronomeStream):
             item_id(plan, stream=self.name, path=self.path)
             yield plan
 
+    def get_child_context(
+        self, record: dict[str, Any], context: Context | None
+    ) -> dict[str, Any]:
+        """For a child declared the SDK way (`parent_stream_type`): the parent's id."""
+        return {"plan_id": record["id"]}
+
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The plans of this run's listing."""
         return self._tap.listings.items(self.name, requested_by=self.name)

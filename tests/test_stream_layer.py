@@ -1,0 +1,176 @@
+"""The stream layer: parents without sync order, SDK-declared children, HTTP metrics,
+a cheap dry run."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+
+from tests.conftest import REPO, clean_env, run_tap, tap_config
+from tests.fake_metronome import FakeData
+
+METRIC = re.compile(r"METRIC: (\{.*\})$")
+
+
+def catalog_selecting(server, tmp_path, selected: set[str]) -> dict:
+    """The tap's own catalog with only `selected` streams selected."""
+    (tmp_path / "discover").mkdir()
+    discovered = run_tap(
+        tap_config(server), tmp_path / "discover", args=("--discover",)
+    )
+    catalog = json.loads(discovered.stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in selected
+    return catalog
+
+
+@pytest.mark.parametrize(
+    ("selected", "listings"),
+    [
+        ({"customer_costs"}, {"/v1/customers": 2, "/v1/plans": 0}),
+        ({"plan_charges"}, {"/v1/customers": 0, "/v1/plans": 1}),
+        ({"customers", "customer_costs"}, {"/v1/customers": 2, "/v1/plans": 0}),
+        ({"plans", "plan_charges"}, {"/v1/customers": 0, "/v1/plans": 1}),
+    ],
+    ids=["costs", "charges", "customers+costs", "plans+charges"],
+)
+def test_any_subset_of_streams_lists_each_parent_at_most_once(
+    fake_api, tmp_path, selected, listings
+):
+    data = FakeData.generate(customers=20, archived=3, plans=3)
+    server = fake_api(data, empty_page_every=0)
+    catalog = catalog_selecting(server, tmp_path, selected)
+    server.app.reset_requests()
+    run = run_tap(tap_config(server), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    emitted = {m["stream"] for m in run.messages if m["type"] == "RECORD"}
+    assert emitted == selected
+    for path, requests in listings.items():  # active + archived pass for customers
+        assert server.app.count(lambda p, path=path: p == path) == requests, path
+    if "customer_costs" in selected:
+        costs = {r["customer_id"] for r in run.records("customer_costs")}
+        assert costs == set(data.all_customer_ids()) - data.unsupported - data.deleted
+    if "plan_charges" in selected:
+        assert len(run.records("plan_charges")) == sum(
+            len(c) for c in data.charges.values()
+        )
+
+
+def test_a_child_declared_the_sdk_way_syncs(fake_api, tmp_path):
+    """A contributor's child stream with `parent_stream_type` gets every parent."""
+    data = FakeData.generate(customers=4, archived=0, plans=4)
+    server = fake_api(data)
+    script = tmp_path / "child_tap.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from typing import ClassVar
+            from urllib.parse import quote
+
+            from tap_metronome.streams.base import MetronomeStream
+            from tap_metronome.streams.pricing import PlansStream
+            from tap_metronome.tap import TapMetronome
+
+
+            class SdkPlanCharges(MetronomeStream):
+                name = "plan_charges"
+                path = "/v1/planDetails/{plan_id}/charges"
+                parent_stream_type = PlansStream
+                primary_keys: ClassVar[list[str]] = ["plan_id", "id"]
+                replication_key = None
+                state_partitioning_keys: ClassVar[list[str]] = []
+
+                def records(self, context):
+                    plan_id = context["plan_id"]
+                    path = f"/v1/planDetails/{quote(plan_id)}/charges"
+                    for charge in self.list_items(path):
+                        yield {"plan_id": plan_id, **charge}
+
+
+            class ChildTap(TapMetronome):
+                def discover_streams(self):
+                    return [PlansStream(self), SdkPlanCharges(self)]
+
+
+            ChildTap.cli()
+            """
+        )
+    )
+    (tmp_path / "config.json").write_text(json.dumps(tap_config(server)))
+    done = subprocess.run(
+        [sys.executable, str(script), "--config", "config.json"],
+        cwd=tmp_path,
+        env=clean_env({"PYTHONPATH": str(REPO)}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = Counter(
+        (message["stream"], message["record"].get("plan_id"))
+        for line in done.stdout.splitlines()
+        if (message := json.loads(line))["type"] == "RECORD"
+    )
+    assert records == Counter(
+        {("plans", None): 4}
+        | {("plan_charges", plan_id): len(c) for plan_id, c in data.charges.items()}
+    )
+
+
+def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
+    data = FakeData.generate(customers=6, archived=1, plans=2, unsupported_every=5)
+    server = fake_api(data)
+    run = run_tap(tap_config(server), tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    points = [
+        json.loads(match.group(1))
+        for line in run.stderr.splitlines()
+        if (match := METRIC.search(line))
+    ]
+    durations = [p for p in points if p["metric"] == "http_request_duration"]
+    counts = [p for p in points if p["metric"] == "http_request_count"]
+    assert len(durations) == server.app.count()
+    endpoints = {
+        (p["tags"]["endpoint"], p["tags"]["http_status_code"]) for p in durations
+    }
+    assert endpoints == {
+        ("/v1/customers", 200),
+        ("/v1/plans", 200),
+        ("/v1/planDetails/{plan_id}/charges", 200),
+        ("/v1/customers/{customer_id}/costs", 200),
+        ("/v1/customers/{customer_id}/costs", 400),  # an unsupported customer
+    }
+    assert all(p["type"] == "timer" and p["value"] >= 0 for p in durations)
+    assert {p["tags"]["status"] for p in durations} == {"succeeded", "failed"}
+    per_endpoint = Counter()
+    for point in counts:
+        assert point["type"] == "counter"
+        per_endpoint[point["tags"]["endpoint"]] += point["value"]
+    assert per_endpoint == Counter(p["tags"]["endpoint"] for p in durations)
+
+
+def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
+    fake_api, tmp_path
+):
+    data = FakeData.generate(customers=150, archived=20, plans=9)
+    server = fake_api(data, empty_page_every=0)
+    run = run_tap(
+        tap_config(server, start_date="2024-01-01"), tmp_path, args=("--test",)
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    by_path = Counter(
+        "costs" if p.endswith("/costs") else "charges" if p.endswith("/charges") else p
+        for p, _ in server.app.requests
+    )
+    # customer_costs: one customers page + one costs request; plan_charges: one
+    # plans page + one charges request; customers and plans reuse those pages.
+    assert by_path == {"/v1/customers": 1, "costs": 1, "/v1/plans": 1, "charges": 1}
