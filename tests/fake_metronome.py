@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import random
 import socket
 import threading
@@ -29,7 +30,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 import msgspec
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -67,6 +68,10 @@ class FakeData:
     archived_customers: list[dict[str, Any]] = field(default_factory=list)
     plans: list[dict[str, Any]] = field(default_factory=list)
     charges: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    credit_types: list[dict[str, Any]] = field(default_factory=list)
+    billable_metrics: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+    rate_cards: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 1
     #: Customers whose costs answer 400 (a plan with a UNIQUE-type billable metric).
     unsupported: set[str] = field(default_factory=set)
@@ -96,11 +101,14 @@ class FakeData:
         seed: int = 1,
         unsupported_every: int = 0,
         idle_every: int = 0,
+        catalog: int = 6,
     ) -> FakeData:
         """Deterministic account contents of the given size.
 
         Every `unsupported_every`-th customer answers 400 for its costs and every
         `idle_every`-th customer has no costs at all (0 disables either).
+        `catalog` billable metrics and products (a third archived) and half as
+        many rate cards.
         """
         rng = random.Random(seed)
         data = cls(seed=seed)
@@ -126,6 +134,15 @@ class FakeData:
             data.charges[plan_id] = [
                 _charge(rng, seed, p, c) for c in range(charges_per_plan)
             ]
+        data.credit_types = [
+            {**credit_type, "is_currency": n == 0}
+            for n, credit_type in enumerate(CREDIT_TYPES)
+        ]
+        data.billable_metrics = [_billable_metric(seed, n) for n in range(catalog)]
+        data.products = [
+            _product(seed, n, data.billable_metrics) for n in range(catalog)
+        ]
+        data.rate_cards = [_rate_card(seed, n) for n in range(max(1, catalog // 2))]
         return data
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
@@ -271,6 +288,102 @@ def _costs_item(
                 del entry[optional]
         item["credit_types"][credit_type["id"]] = entry
     return item
+
+
+def _billable_metric(seed: int, n: int) -> dict[str, Any]:
+    aggregation = ["SUM", "COUNT", "MAX", "LATEST"][n % 4]
+    metric: dict[str, Any] = {
+        "id": _uuid(seed, "billable-metric", n),
+        "name": f"{_PRODUCTS[n % len(_PRODUCTS)]} ({n})",
+        "aggregation_type": aggregation,
+        "event_type_filter": {"in_values": [f"event_{n}"]},
+        "property_filters": [
+            {"name": "region", "exists": True, "in_values": ["us-east-1", "eu-west-1"]},
+            {"name": "units", "exists": True},
+        ],
+        "group_keys": [["region"]] if n % 2 else [],
+        "custom_fields": {"team": "data"} if n % 3 == 0 else {},
+    }
+    if aggregation != "COUNT":
+        metric["aggregation_key"] = "units"
+    if n % 4 == 3:  # a SQL billable metric
+        metric["sql"] = f"SELECT count(*) FROM events WHERE event_type = 'event_{n}'"
+    if n % 3 == 2:
+        metric["archived_at"] = _ts(
+            datetime(2024, 2, 1, tzinfo=UTC) + timedelta(days=n)
+        )
+    return metric
+
+
+def _product(seed: int, n: int, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    kind = ["USAGE", "SUBSCRIPTION", "FIXED", "COMPOSITE", "PRO_SERVICE"][n % 5]
+    created = datetime(2023, 6, 1, tzinfo=UTC) + timedelta(days=7 * n)
+    state: dict[str, Any] = {
+        "name": f"Product {n}",
+        "created_at": _ts(created),
+        "created_by": "finance@example.com",
+        "starting_at": _ts(created),
+        "tags": ["compute"] if n % 2 else [],
+        "is_refundable": n % 2 == 0,
+    }
+    if kind == "USAGE":
+        state["billable_metric_id"] = metrics[n % len(metrics)]["id"]
+        state["quantity_conversion"] = {
+            "conversion_factor": Decimal("1024"),
+            "operation": "DIVIDE",
+        }
+        state["quantity_rounding"] = {
+            "rounding_method": "ROUND_UP",
+            "decimal_places": 2,
+        }
+    if kind == "COMPOSITE":
+        state["composite_tags"] = ["compute"]
+    renamed = {**state, "name": f"Product {n} (renamed)"}
+    product: dict[str, Any] = {
+        "id": _uuid(seed, "product", n),
+        "type": kind,
+        "initial": state,
+        "current": renamed if n % 2 else state,
+        "updates": (
+            [
+                {
+                    "created_at": _ts(created + timedelta(days=3)),
+                    "created_by": "finance@example.com",
+                    "name": renamed["name"],
+                }
+            ]
+            if n % 2
+            else []
+        ),
+        "custom_fields": {"sku": f"SKU-{n}"} if n % 2 == 0 else {},
+    }
+    if n % 3 == 2:
+        product["archived_at"] = _ts(created + timedelta(days=90))
+    return product
+
+
+def _rate_card(seed: int, n: int) -> dict[str, Any]:
+    created = datetime(2023, 9, 1, tzinfo=UTC) + timedelta(days=30 * n)
+    card: dict[str, Any] = {
+        "id": _uuid(seed, "rate-card", n),
+        "name": f"Rate card {n}",
+        "description": "List prices" if n % 2 == 0 else "Enterprise prices",
+        "created_at": _ts(created),
+        "created_by": "pricing@example.com",
+        "fiat_credit_type": dict(USD_CENTS),
+        "aliases": [{"name": f"rate-card-{n}", "starting_at": _ts(created)}],
+        "credit_type_conversions": [
+            {
+                "custom_credit_type": {
+                    "id": CREDIT_TYPES[1]["id"],
+                    "name": CREDIT_TYPES[1]["name"],
+                },
+                "fiat_per_custom_credit": "0.5",
+            }
+        ],
+        "custom_fields": {},
+    }
+    return card
 
 
 def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
@@ -455,10 +568,32 @@ class FakeMetronomeApp:
         self.lock = threading.Lock()
         self.url_map = Map(
             [
-                Rule("/v1/customers", endpoint="customers"),
-                Rule("/v1/plans", endpoint="plans"),
-                Rule("/v1/planDetails/<plan_id>/charges", endpoint="charges"),
-                Rule("/v1/customers/<customer_id>/costs", endpoint="costs"),
+                Rule("/v1/customers", endpoint="customers", methods=["GET"]),
+                Rule("/v1/plans", endpoint="plans", methods=["GET"]),
+                Rule(
+                    "/v1/planDetails/<plan_id>/charges",
+                    endpoint="charges",
+                    methods=["GET"],
+                ),
+                Rule(
+                    "/v1/customers/<customer_id>/costs",
+                    endpoint="costs",
+                    methods=["GET"],
+                ),
+                Rule("/v1/credit-types/list", endpoint="credit_types", methods=["GET"]),
+                Rule(
+                    "/v1/billable-metrics", endpoint="billable_metrics", methods=["GET"]
+                ),
+                Rule(
+                    "/v1/contract-pricing/products/list",
+                    endpoint="products",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/v1/contract-pricing/rate-cards/list",
+                    endpoint="rate_cards",
+                    methods=["POST"],
+                ),
             ]
         )
 
@@ -584,13 +719,13 @@ class FakeMetronomeApp:
         """Authenticate, route and answer one request."""
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             raise _ApiError(401, "Unauthorized")
-        if request.method != "GET":
-            raise _ApiError(405, "Method not allowed")
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
         except NotFound:
             raise _ApiError(404, "Not found") from None
+        except MethodNotAllowed:
+            raise _ApiError(405, "Method not allowed") from None
         return getattr(self, f"on_{endpoint}")(request, **values)
 
     def on_customers(self, request: Request) -> Response:
@@ -645,6 +780,37 @@ class FakeMetronomeApp:
             render=lambda d: self.data.costs_item(customer_id, d),
         )
 
+    def on_credit_types(self, request: Request) -> Response:
+        return self._page(request, "credit-types", self.data.credit_types)
+
+    def on_billable_metrics(self, request: Request) -> Response:
+        include_archived = request.args.get("include_archived", "false")
+        if include_archived not in {"true", "false"}:
+            raise _ApiError(400, "include_archived must be a boolean")
+        metrics = [
+            metric
+            for metric in self.data.billable_metrics
+            if include_archived == "true" or metric.get("archived_at") is None
+        ]
+        return self._page(request, f"billable-metrics:{include_archived}", metrics)
+
+    def on_products(self, request: Request) -> Response:
+        archive_filter = _json_body(request).get("archive_filter", "NOT_ARCHIVED")
+        if archive_filter not in {"ARCHIVED", "NOT_ARCHIVED", "ALL"}:
+            raise _ApiError(400, "archive_filter must be ARCHIVED, NOT_ARCHIVED or ALL")
+        products = [
+            product
+            for product in self.data.products
+            if archive_filter == "ALL"
+            or (archive_filter == "ARCHIVED") == ("archived_at" in product)
+        ]
+        return self._page(request, f"products:{archive_filter}", products)
+
+    def on_rate_cards(self, request: Request) -> Response:
+        if _json_body(request):
+            raise _ApiError(400, "the rate cards list takes no body properties")
+        return self._page(request, "rate-cards", self.data.rate_cards)
+
     # -- pagination ------------------------------------------------------------------
     def _page(
         self,
@@ -679,6 +845,19 @@ class FakeMetronomeApp:
         if self.tamper is not None:
             return _json_response(self.tamper(request.path, body))
         return _json_response(body)
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    """A POST's JSON object body, as the API requires one."""
+    if request.mimetype != "application/json":
+        raise _ApiError(400, "Content-Type must be application/json")
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError:
+        raise _ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _ApiError(400, "the body must be a JSON object")
+    return body
 
 
 def _limit(request: Request) -> int:

@@ -41,13 +41,20 @@ def digest(messages: list[dict[str, Any]], requests: list[tuple[str, dict]]) -> 
         for stream in OLD_STREAMS
     }
     states = [m["value"] for m in messages if m["type"] == "STATE"]
+    final = states[-1] if states else None
+    if final is not None:  # streams added later have (empty) state of their own
+        bookmarks = final.get("bookmarks", {})
+        final = {
+            **final,
+            "bookmarks": {s: bookmarks[s] for s in OLD_STREAMS if s in bookmarks},
+        }
     old = [(path, args) for path, args in requests if path.startswith(OLD_ENDPOINTS)]
     return {
         "records": {
             stream: {"count": len(rows), "sha256": _sha(rows)}
             for stream, rows in records.items()
         },
-        "final_state": states[-1] if states else None,
+        "final_state": final,
         "requests": {
             "count": len(old),
             "sha256": _sha([[path, dict(sorted(args.items()))] for path, args in old]),

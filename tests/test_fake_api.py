@@ -131,3 +131,37 @@ def test_costs_validation_matches_the_api(fake_api):
     assert unsupported.status_code == 400
     assert "UNIQUE" in unsupported.json()["message"]
     assert costs("00000000-0000-4000-8000-000000000000", window).status_code == 404
+
+
+def test_pricing_catalog_parses(server, client):
+    """Credit types, billable metrics, products and rate cards, every page."""
+    data = server.app.data
+    assert _ids(client.v1.pricing_units.list(limit=1)) == [
+        c["id"] for c in data.credit_types
+    ]
+    metrics = list(client.v1.billable_metrics.list(include_archived=True, limit=2))
+    assert _ids(metrics) == [m["id"] for m in data.billable_metrics]
+    assert any(m.archived_at is not None for m in metrics)
+    active = list(client.v1.billable_metrics.list(limit=100))
+    assert all(m.archived_at is None for m in active)
+    assert len(active) < len(metrics)
+    products = list(client.v1.contracts.products.list(archive_filter="ALL", limit=2))
+    assert _ids(products) == [p["id"] for p in data.products]
+    assert {p.type for p in products} >= {"USAGE", "COMPOSITE", "FIXED"}
+    default = list(client.v1.contracts.products.list(limit=100))
+    assert all(p.archived_at is None for p in default)
+    cards = list(client.v1.contracts.rate_cards.list(limit=1))
+    assert _ids(cards) == [c["id"] for c in data.rate_cards]
+
+
+def test_post_lists_refuse_a_bad_body(server):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/v1/contract-pricing/products/list"
+    bad_filter = httpx.post(url, json={"archive_filter": "SOME"}, headers=headers)
+    assert bad_filter.status_code == 400
+    not_json = httpx.post(
+        url, content=b"{", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert httpx.get(url, headers=headers).status_code == 405
+    assert httpx.post(f"{server.url}/v1/plans", headers=headers).status_code == 405

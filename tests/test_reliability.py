@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tap_metronome.streams import STREAM_TYPES
 from tap_metronome.windows import CostsBookmarks, end_of_today
 from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import (
@@ -18,12 +19,7 @@ from tests.fake_metronome import (
 )
 
 SECRET = "sk-VERY-RECOGNISABLE-SECRET-4242"
-PRIMARY_KEYS = {
-    "customers": ("id",),
-    "plans": ("id",),
-    "plan_charges": ("plan_id", "id"),
-    "customer_costs": ("customer_id", "start_timestamp", "credit_type_id"),
-}
+PRIMARY_KEYS = {t.name: tuple(t.primary_keys or ()) for t in STREAM_TYPES}
 SINGER_TYPES = {"SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION", "BATCH"}
 #: Fast retries for tests: short backoff and a timeout the "slow" fault exceeds.
 FAST_RETRIES = {

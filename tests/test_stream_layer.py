@@ -148,6 +148,10 @@ def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
         ("/v1/planDetails/{plan_id}/charges", 200),
         ("/v1/customers/{customer_id}/costs", 200),
         ("/v1/customers/{customer_id}/costs", 400),  # an unsupported customer
+        ("/v1/credit-types/list", 200),
+        ("/v1/billable-metrics", 200),
+        ("/v1/contract-pricing/products/list", 200),
+        ("/v1/contract-pricing/rate-cards/list", 200),
     }
     assert all(p["type"] == "timer" and p["value"] >= 0 for p in durations)
     assert {p["tags"]["status"] for p in durations} == {"succeeded", "failed"}
@@ -172,5 +176,15 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
         for p, _ in server.app.requests
     )
     # customer_costs: one customers page + one costs request; plan_charges: one
-    # plans page + one charges request; customers and plans reuse those pages.
-    assert by_path == {"/v1/customers": 1, "costs": 1, "/v1/plans": 1, "charges": 1}
+    # plans page + one charges request; customers and plans reuse those pages;
+    # one page of each account-wide listing.
+    assert by_path == {
+        "/v1/customers": 1,
+        "costs": 1,
+        "/v1/plans": 1,
+        "charges": 1,
+        "/v1/credit-types/list": 1,
+        "/v1/billable-metrics": 1,
+        "/v1/contract-pricing/products/list": 1,
+        "/v1/contract-pricing/rate-cards/list": 1,
+    }

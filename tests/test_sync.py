@@ -9,11 +9,11 @@ from decimal import Decimal
 import jsonschema
 import pytest
 
-from tap_metronome.streams import schema_dir
+from tap_metronome.streams import STREAM_NAMES, schema_dir
 from tests.conftest import run_tap, tap_config
 from tests.fake_metronome import EXACT_AMOUNTS, FakeData
 
-STREAMS = ("customers", "plans", "plan_charges", "customer_costs")
+STREAMS = tuple(sorted(STREAM_NAMES))
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,21 @@ def test_plan_charges_equal_the_account_and_carry_plan_id(synced):
     assert sorted(run.records("plan_charges"), key=key) == sorted(expected, key=key)
     keys = [(r["plan_id"], r["id"]) for r in run.records("plan_charges")]
     assert len(keys) == len(set(keys)) == 7 * 4
+
+
+@pytest.mark.parametrize(
+    ("stream", "attribute"),
+    [
+        ("credit_types", "credit_types"),
+        ("billable_metrics", "billable_metrics"),
+        ("products", "products"),
+        ("rate_cards", "rate_cards"),
+    ],
+)
+def test_pricing_catalog_equals_the_account(synced, stream, attribute):
+    """Every item, archived ones included, exactly as the API sent it."""
+    data, run, _ = synced
+    assert run.records(stream) == getattr(data, attribute)
 
 
 def test_money_is_exact_in_the_singer_output(synced):
@@ -101,8 +116,9 @@ def test_schema_messages_match_the_shipped_schemas(synced):
 def test_request_count_is_the_minimum(synced):
     _, _, requests = synced
     # customers: 3 pages + 1 empty page (active), 1 page (archived);
-    # plans: 1 page; charges: 1 page per plan; costs: one 7-day window per customer.
-    assert requests == 4 + 1 + 1 + 7 + 270
+    # plans: 1 page; charges: 1 page per plan; costs: one 7-day window per customer;
+    # credit types, billable metrics, products, rate cards: 1 page each.
+    assert requests == 4 + 1 + 1 + 7 + 270 + 4
 
 
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
@@ -129,7 +145,15 @@ def test_activate_version_messages_for_full_table_streams(fake_api, tmp_path):
     run = run_tap(tap_config(server, emit_activate_version_messages=True), tmp_path)
     assert run.returncode == 0, run.stderr
     activated = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
-    assert activated == {"customers", "plans", "plan_charges"}
+    assert activated == {
+        "customers",
+        "plans",
+        "plan_charges",
+        "credit_types",
+        "billable_metrics",
+        "products",
+        "rate_cards",
+    }
     versions = {
         m["stream"]: m.get("version") for m in run.messages if m["type"] == "RECORD"
     }

@@ -12,7 +12,14 @@ from __future__ import annotations
 from tap_metronome.streams.base import MetronomeStream, schema_dir
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC, CustomerCostsStream
 from tap_metronome.streams.customers import CustomersStream
-from tap_metronome.streams.pricing import PlanChargesStream, PlansStream
+from tap_metronome.streams.pricing import (
+    BillableMetricsStream,
+    CreditTypesStream,
+    PlanChargesStream,
+    PlansStream,
+    ProductsStream,
+    RateCardsStream,
+)
 
 #: Every stream the tap offers. The SDK syncs them in name order; none depends on
 #: another having run (parent ids come from the tap's listing cache).
@@ -21,6 +28,10 @@ STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
     CustomerCostsStream,
     PlansStream,
     PlanChargesStream,
+    CreditTypesStream,
+    BillableMetricsStream,
+    ProductsStream,
+    RateCardsStream,
 )
 #: Their names (the SDK declares `name` per instance; these classes set it).
 STREAM_NAMES = frozenset(t.name for t in STREAM_TYPES)  # type: ignore[misc]

@@ -1,0 +1,261 @@
+"""Write `schemas/<stream>.json` from Metronome's OpenAPI spec (`spec/metronome-openapi.json`).
+
+Run after updating the spec or adding a stream:
+
+    .venv/bin/python scripts/generate_schemas.py
+
+`tests/test_schemas.py` fails when a file in `schemas/` differs from what this
+script writes. The policy (docs/architecture.md, "Schemas"):
+
+- Fields, types, formats, nullability and descriptions come from the spec's item
+  schema of the stream's endpoint, `$ref`s and `allOf`s resolved.
+- Tolerant of what Metronome may add: no `additionalProperties: false`, no enums
+  (their values go into the description as "Known values"), `required` only for
+  the primary key and replication key. A property the spec does not require may
+  also be null.
+- Keys the tap adds (`plan_id` on plan charges, the costs row's columns) are
+  declared here, first.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "spec" / "metronome-openapi.json"
+SCHEMAS = REPO / "schemas"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+#: Keywords copied from the spec as they are (after conversion of their values).
+KEPT = ("type", "format", "description", "items", "properties", "additionalProperties")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A stream whose records are the items of one list endpoint."""
+
+    method: str
+    path: str
+    keys: tuple[str, ...]
+    replication_key: str | None = None
+    description: str = ""
+    added: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+UUID = {"type": "string", "format": "uuid"}
+
+LISTINGS: dict[str, Listing] = {
+    "customers": Listing(
+        "get",
+        "/v1/customers",
+        ("id",),
+        description="Active and archived customers.",
+    ),
+    "plans": Listing("get", "/v1/plans", ("id",)),
+    "plan_charges": Listing(
+        "get",
+        "/v1/planDetails/{plan_id}/charges",
+        ("plan_id", "id"),
+        added={
+            "plan_id": UUID
+            | {"description": "The plan (added by the tap; the API item has none)."}
+        },
+    ),
+    "credit_types": Listing("get", "/v1/credit-types/list", ("id",)),
+    "billable_metrics": Listing(
+        "get",
+        "/v1/billable-metrics",
+        ("id",),
+        description="Archived metrics included (include_archived=true).",
+    ),
+    "products": Listing(
+        "post",
+        "/v1/contract-pricing/products/list",
+        ("id",),
+        description="Archived products included (archive_filter ALL).",
+    ),
+    "rate_cards": Listing("post", "/v1/contract-pricing/rate-cards/list", ("id",)),
+}
+
+
+class Spec:
+    """The OpenAPI document, with `$ref` resolution."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        """`node` with its `$ref` (and the ref's own refs) replaced by the target."""
+        seen: set[str] = set()
+        while "$ref" in node:
+            ref = node["$ref"]
+            if ref in seen:
+                msg = f"circular $ref {ref}"
+                raise ValueError(msg)
+            seen.add(ref)
+            target: Any = self.document
+            for part in ref.removeprefix("#/").split("/"):
+                target = target[part]
+            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return node
+
+    def item_schema(self, listing: Listing) -> dict[str, Any]:
+        """The schema of one `data` item of the endpoint's 200 answer."""
+        operation = self.document["paths"][listing.path][listing.method]
+        content = operation["responses"]["200"]["content"]["application/json"]
+        page = self.resolve(content["schema"])
+        return self.resolve(page["properties"]["data"]["items"])
+
+    def convert(self, node: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+        """A tolerant JSON Schema (draft 2020-12) for an OpenAPI schema object."""
+        if depth > 40:
+            msg = "schema nested more than 40 levels"
+            raise ValueError(msg)
+        node = self.resolve(node)
+        for part in node.get("allOf", []):
+            node = _merge(node, self.resolve(part))
+        out: dict[str, Any] = {}
+        kind = node.get("type")
+        if kind is None and "properties" in node:
+            kind = "object"
+        if kind is not None:
+            out["type"] = [kind, "null"] if node.get("nullable") else kind
+        if "format" in node:
+            out["format"] = node["format"]
+        description = (node.get("description") or "").strip()
+        if "enum" in node:
+            known = ", ".join(str(v) for v in node["enum"] if v is not None)
+            description = f"{description} Known values: {known} (others may appear).".strip()
+        if description:
+            out["description"] = description
+        if "items" in node:
+            out["items"] = self.convert(node["items"], depth + 1)
+        if "properties" in node:
+            required = set(node.get("required", []))
+            out["properties"] = {}
+            for name, child in node["properties"].items():
+                converted = self.convert(child, depth + 1)
+                if name not in required:
+                    converted = _nullable(converted)
+                out["properties"][name] = converted
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict) and extra:
+            out["additionalProperties"] = self.convert(extra, depth + 1)
+        return out
+
+
+def _merge(node: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: v for k, v in node.items() if k != "allOf"}
+    for key, value in part.items():
+        if key == "properties":
+            merged["properties"] = {**merged.get("properties", {}), **value}
+        elif key == "required":
+            merged["required"] = [*merged.get("required", []), *value]
+        else:
+            merged.setdefault(key, value)
+    return merged
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if kind is None or (isinstance(kind, list) and "null" in kind):
+        return schema
+    types = kind if isinstance(kind, list) else [kind]
+    return {**schema, "type": [*types, "null"]}
+
+
+def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
+    """A stream of `listing`'s items: the item's fields, keys required."""
+    item = spec.convert(spec.item_schema(listing))
+    properties = {**listing.added, **item.get("properties", {})}
+    for key in listing.keys:  # a key is never null
+        schema = properties[key]
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            schema["type"] = next(t for t in kind if t != "null")
+    what = f"An item of {listing.method.upper()} {listing.path}"
+    return _stream(
+        name,
+        f"{what}. {listing.description}".strip(),
+        keys=[*listing.keys, *([listing.replication_key] if listing.replication_key else [])],
+        properties=properties,
+    )
+
+
+def costs_schema(spec: Spec) -> dict[str, Any]:
+    """`customer_costs`: one row per Costs item and credit type (built by the tap)."""
+    item = spec.resolve(
+        spec.item_schema(Listing("get", "/v1/customers/{customer_id}/costs", ()))
+    )
+    day = {
+        name: spec.convert(item["properties"][name])
+        for name in ("start_timestamp", "end_timestamp")
+    }
+    per_credit_type = spec.resolve(item["properties"]["credit_types"])
+    entry = spec.convert(per_credit_type["additionalProperties"])["properties"]
+    properties = {
+        "customer_id": UUID
+        | {"description": "The customer (added by the tap; the API item has none)."},
+        "start_timestamp": day["start_timestamp"]
+        | {"description": "Start of the UTC day (inclusive)."},
+        "end_timestamp": day["end_timestamp"]
+        | {"description": "End of the UTC day (exclusive); the replication key."},
+        "credit_type_id": {
+            "type": "string",
+            "description": "The key of the item's credit_types map: the credit type's id.",
+        },
+        "credit_type_name": _nullable(entry["name"])
+        | {"description": "The credit type's name, which is also the unit of cost."},
+        "cost": _nullable(entry["cost"])
+        | {"description": "Total cost of the day in this credit type."},
+        "line_item_breakdown": _nullable(entry["line_item_breakdown"]),
+    }
+    return _stream(
+        "customer_costs",
+        "One customer's cost for one UTC day in one credit type: a Costs item of GET "
+        "/v1/customers/{customer_id}/costs with its credit_types map turned into "
+        'rows. Amounts are in the credit type\'s unit ("USD (cents)" is cents).',
+        keys=["customer_id", "start_timestamp", "end_timestamp", "credit_type_id"],
+        properties=properties,
+    )
+
+
+def _stream(
+    name: str, description: str, *, keys: list[str], properties: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "$schema": DRAFT,
+        "title": name,
+        "description": description,
+        "type": "object",
+        "required": keys,
+        "properties": properties,
+    }
+
+
+def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Every stream's schema, by stream name."""
+    spec = Spec(copy.deepcopy(document or json.loads(SPEC.read_text())))
+    schemas = {name: listing_schema(spec, name, l) for name, l in LISTINGS.items()}
+    schemas["customer_costs"] = costs_schema(spec)
+    return dict(sorted(schemas.items()))
+
+
+def render(schema: dict[str, Any]) -> str:
+    """The file text of one schema."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    for name, schema in build().items():
+        path = SCHEMAS / f"{name}.json"
+        path.write_text(render(schema))
+        sys.stdout.write(f"wrote {path.relative_to(REPO)}\n")
+
+
+if __name__ == "__main__":
+    main()
