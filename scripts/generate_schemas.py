@@ -129,7 +129,9 @@ class Spec:
         description = (node.get("description") or "").strip()
         if "enum" in node:
             known = ", ".join(str(v) for v in node["enum"] if v is not None)
-            description = f"{description} Known values: {known} (others may appear).".strip()
+            description = (
+                f"{description} Known values: {known} (others may appear).".strip()
+            )
         if description:
             out["description"] = description
         if "items" in node:
@@ -181,7 +183,10 @@ def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
     return _stream(
         name,
         f"{what}. {listing.description}".strip(),
-        keys=[*listing.keys, *([listing.replication_key] if listing.replication_key else [])],
+        keys=[
+            *listing.keys,
+            *([listing.replication_key] if listing.replication_key else []),
+        ],
         properties=properties,
     )
 
@@ -240,7 +245,9 @@ def _stream(
 def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Every stream's schema, by stream name."""
     spec = Spec(copy.deepcopy(document or json.loads(SPEC.read_text())))
-    schemas = {name: listing_schema(spec, name, l) for name, l in LISTINGS.items()}
+    schemas = {
+        name: listing_schema(spec, name, listing) for name, listing in LISTINGS.items()
+    }
     schemas["customer_costs"] = costs_schema(spec)
     return dict(sorted(schemas.items()))
 
@@ -251,6 +258,7 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    """Write every schema file."""
     for name, schema in build().items():
         path = SCHEMAS / f"{name}.json"
         path.write_text(render(schema))

@@ -208,7 +208,7 @@ class TapMetronome(Tap):
             title="Emit ACTIVATE_VERSION messages",
             description=(
                 "Send ACTIVATE_VERSION messages around each full-table stream "
-                "(customers, plans, plan_charges), so that targets that support them "
+                "(all but customer_costs), so that targets that support them "
                 "mark rows deleted at the source (e.g. target-postgres sets "
                 "_sdc_deleted_at)."
             ),
