@@ -1,14 +1,13 @@
 """The reference for tap-side overhead: the same requests and rows, no Singer SDK.
 
-Fetches every customer's costs windows with `requests` + `json`, reshapes items
-into the same rows and writes them as JSON lines, as the tap does; no schema,
-state or Singer envelope. Used by `costs_backfill.py`; run it through that.
+Fetches every customer's costs windows with `requests` + `msgspec` (the parser
+and encoder the tap uses, Decimal in, exact numbers out), reshapes items into the
+same rows and writes them as RECORD lines; no schema check, state, logging or SDK. Used by `costs_backfill.py`; run it through that.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -16,7 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
 
+import msgspec
 import requests
+
+DECODER = msgspec.json.Decoder(float_hook=Decimal)
+ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 def windows(start: date, end: date, size: int) -> list[tuple[str, str]]:
@@ -54,7 +57,7 @@ def main() -> None:
     local = threading.local()
     pacer = Pacer(args.rate) if args.rate else None
     out_lock = threading.Lock()
-    out = sys.stdout
+    out = sys.stdout.buffer
 
     def get(path: str, params: dict) -> dict:
         session = getattr(local, "s", None)
@@ -69,7 +72,7 @@ def main() -> None:
                 time.sleep(float(response.headers.get("retry-after-ms", 1000)) / 1000)
                 continue
             response.raise_for_status()
-            return json.loads(response.content, parse_float=Decimal)
+            return DECODER.decode(response.content)
 
     def listing(path: str, params: dict) -> list[dict]:
         items, cursor = [], None
@@ -85,7 +88,7 @@ def main() -> None:
     customers += [c["id"] for c in listing("/v1/customers", {"only_archived": "true"})]
     spans = windows(date.fromisoformat(args.start), date.fromisoformat(args.end), 100)
 
-    def one(customer_id: str) -> list[str]:
+    def one(customer_id: str) -> list[bytes]:
         lines = []
         for starting_on, ending_before in spans:
             for item in listing(
@@ -102,13 +105,21 @@ def main() -> None:
                         "cost": entry.get("cost"),
                         "line_item_breakdown": entry.get("line_item_breakdown"),
                     }
-                    lines.append(json.dumps(row, default=str))
+                    lines.append(
+                        ENCODER.encode(
+                            {
+                                "type": "RECORD",
+                                "stream": "customer_costs",
+                                "record": row,
+                            }
+                        )
+                    )
         return lines
 
     with ThreadPoolExecutor(args.concurrency) as pool:
         for lines in pool.map(one, customers):
             with out_lock:
-                out.write("\n".join(lines) + ("\n" if lines else ""))
+                out.write(b"\n".join(lines) + (b"\n" if lines else b""))
 
 
 if __name__ == "__main__":

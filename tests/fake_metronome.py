@@ -911,7 +911,11 @@ def _decode_cursor(cursor: str, listing: str) -> tuple[int, bool]:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """Tests count requests through the app; an access log line each is noise."""
+    """Tests count requests through the app; an access log line each is noise.
+
+    werkzeug's server closes every connection (no keep-alive), unlike the real
+    API: each request here pays a TCP connect, the tap's and the bare loop's alike.
+    """
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
