@@ -52,10 +52,14 @@ class HttpMetrics:
                 self._counters[key] = counter.__enter__()
             counter.increment()
 
-    def flush(self, stream: str) -> None:
-        """Write the request counts of `stream` (at its end, as the SDK does)."""
+    def flush(self) -> None:
+        """Write the request counts so far (at each stream's end, as the SDK does).
+
+        Streams sync one after another, so these are the finished stream's counts
+        and those of any parent listing it read.
+        """
         with self._lock:
-            keys = [key for key in self._counters if key[0] == stream]
-            counters = [self._counters.pop(key) for key in keys]
+            counters = list(self._counters.values())
+            self._counters.clear()
         for counter in counters:
             counter.exit()

@@ -77,7 +77,7 @@ class FakeData:
     unsupported: set[str] = field(default_factory=set)
     #: Customers deleted after the listing: their costs answer 404.
     deleted: set[str] = field(default_factory=set)
-    #: Customers whose costs answer this status (to test other client errors).
+    #: Customers whose costs, or plans whose charges, answer this status.
     forced_status: dict[str, int] = field(default_factory=dict)
     #: Customers that never have any cost.
     idle: set[str] = field(default_factory=set)
@@ -747,6 +747,8 @@ class FakeMetronomeApp:
         _require_uuid(plan_id, "plan_id")
         if plan_id not in self.data.charges:
             raise _ApiError(404, f"Plan not found: {plan_id}")
+        if plan_id in self.data.forced_status:
+            raise _ApiError(self.data.forced_status[plan_id], "Forced error")
         return self._page(request, f"charges:{plan_id}", self.data.charges[plan_id])
 
     def on_costs(self, request: Request, customer_id: str) -> Response:

@@ -188,3 +188,59 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
         "/v1/contract-pricing/products/list": 1,
         "/v1/contract-pricing/rate-cards/list": 1,
     }
+
+
+def test_a_deleted_plan_is_skipped_but_a_400_on_charges_stops_the_run(
+    fake_api, tmp_path
+):
+    data = FakeData.generate(customers=2, archived=0, plans=4)
+    server = fake_api(data)
+    deleted = data.plans[1]["id"]
+    del data.charges[deleted]  # deleted after the plans listing: 404
+    (tmp_path / "a").mkdir()
+    run = run_tap(tap_config(server), tmp_path / "a")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"Skipping plan {deleted} in plan_charges: HTTP 404" in run.stderr
+    assert "plan_charges: 3 plans synced, 1 skipped" in run.stderr
+    # A 400 means the tap's own request is wrong: the run stops, naming it.
+    data.forced_status[data.plans[2]["id"]] = 400
+    (tmp_path / "b").mkdir()
+    failed = run_tap(tap_config(server), tmp_path / "b")
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    assert "Metronome API error 400 on GET /v1/planDetails/" in failed.stderr
+
+
+def test_parent_listing_requests_are_counted_when_only_a_child_is_selected(
+    fake_api, tmp_path
+):
+    server = fake_api(FakeData.generate(customers=5, archived=1, plans=1))
+    catalog = catalog_selecting(server, tmp_path, {"customer_costs"})
+    server.app.reset_requests()
+    run = run_tap(tap_config(server), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    counted = Counter()
+    for line in run.stderr.splitlines():
+        if (match := METRIC.search(line)) and '"http_request_count"' in line:
+            point = json.loads(match.group(1))
+            counted[point["tags"]["endpoint"]] += point["value"]
+    assert counted["/v1/customers"] == server.app.count(lambda p: p == "/v1/customers")
+    assert counted["/v1/customers/{customer_id}/costs"] == 6
+
+
+def test_a_dry_run_writes_no_costs_bookmarks(fake_api, tmp_path):
+    """`--test` reads one page without the state (the SDK does not pass it to a
+    dry run): bookmarks from it would forget every other customer if saved."""
+    data = FakeData.generate(customers=130, archived=0, plans=1)
+    server = fake_api(data, empty_page_every=0)
+    config = tap_config(server, end_date="2024-06-03")
+    (tmp_path / "full").mkdir()
+    full = run_tap(config, tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-2000:]
+    dry = run_tap(config, tmp_path, state=full.final_state, args=("--test",))
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.records("customer_costs")
+    assert not [
+        state
+        for state in dry.states()
+        if "synced_until" in (state.get("bookmarks", {}).get("customer_costs") or {})
+    ]

@@ -24,7 +24,7 @@ from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.pagination import iter_pages
-from tap_metronome.streams.partitions import Partitions
+from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -148,7 +148,8 @@ class MetronomeStream(Stream):
         try:
             yield from self.records(context)
         finally:
-            self._tap.http_metrics.flush(self.name)
+            # Every count so far, including parent listings read for this stream.
+            self._tap.http_metrics.flush()
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The records of one sync of this stream (each stream says how)."""
@@ -179,8 +180,8 @@ class ListStream(MetronomeStream):
     Account-wide (`parent = None`): every page of `path`. Per parent
     (`parent = "customers"` or `"plans"`): `path` holds `{customer_id}` or
     `{plan_id}`; every parent's pages are read in one fan-out, each record gets
-    the parent's id, and a parent that answers 400 or 404 is skipped with a
-    WARNING and counted.
+    the parent's id, and a parent that answers a status in `skip_statuses` (404:
+    deleted since the listing) is skipped with a WARNING and counted.
     """
 
     replication_key = None
@@ -188,6 +189,8 @@ class ListStream(MetronomeStream):
     params: ClassVar[Mapping[str, Any]] = {}
     body: ClassVar[Mapping[str, Any] | None] = None
     parent: ClassVar[Literal["customers", "plans"] | None] = None
+    #: Statuses for which one parent is skipped (WARNING, counted), not the run.
+    skip_statuses: ClassVar[frozenset[int]] = SKIPPABLE_STATUSES
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every item, or every parent's items, in the order the API lists them."""
@@ -198,6 +201,7 @@ class ListStream(MetronomeStream):
             self,
             self._tap.parent_ids(self.parent, self.name),
             noun=PARENT_NOUNS[self.parent],
+            skippable=self.skip_statuses,
         )
         rows = 0
         for _, items in partitions.fetch(self.items_of):

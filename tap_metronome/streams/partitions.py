@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Statuses that concern one partition only: 400 (e.g. costs of a plan with a
-#: UNIQUE-type billable metric, which the endpoint does not support) and 404 (a
-#: customer or plan deleted since the listing). Any other 4xx means the request
-#: itself is wrong and stops the run.
-SKIPPABLE_STATUSES = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND})
+#: Statuses that concern one partition only, unless a stream says otherwise: 404
+#: (a customer or plan deleted since the listing). Costs add 400 (a customer whose
+#: plan has a UNIQUE-type billable metric, which that endpoint does not support).
+#: Any other 4xx means the request itself is wrong and stops the run.
+SKIPPABLE_STATUSES = frozenset({HTTPStatus.NOT_FOUND})
 
 
 def fan_out(
@@ -86,19 +86,21 @@ def fan_out(
 
 @contextlib.contextmanager
 def cancel_on_error(
-    results: Generator[Any, None, None], client: MetronomeClient
+    results: Generator[Any, None, None], client: MetronomeClient, *, dry_run: bool
 ) -> Iterator[None]:
     """Cancel in-flight fetches of a fan-out when its consumer fails.
 
     Without this, closing the fan-out waits for every running worker to finish
-    its whole partition (retries included) before the error is reported. When
-    the SDK merely stops reading (GeneratorExit: a dry run's record limit), the
-    client stays usable for the streams that follow.
+    its whole partition (retries included) before the error is reported. Only
+    when the SDK merely stops reading in a dry run (GeneratorExit at the record
+    limit) does the client stay usable for the streams that follow; a
+    GeneratorExit in a real sync means the SDK failed after a record (a schema
+    error, stdout gone), and the run is ending.
     """
     try:
         yield
     except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):
+        if not (dry_run and isinstance(exc, GeneratorExit)):
             client.cancel()
         results.close()
         raise
@@ -106,7 +108,7 @@ def cancel_on_error(
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A partition that answered a status in `SKIPPABLE_STATUSES`."""
+    """A partition that answered a status its stream skips."""
 
     error: MetronomeAPIError
 
@@ -166,9 +168,15 @@ class Partitions(Generic[R]):
     """One sync of a per-parent stream over `parent_ids` (customers or plans)."""
 
     def __init__(
-        self, stream: MetronomeStream, parent_ids: list[str], *, noun: str
+        self,
+        stream: MetronomeStream,
+        parent_ids: list[str],
+        *,
+        noun: str,
+        skippable: frozenset[int] = SKIPPABLE_STATUSES,
     ) -> None:
         self.stream = stream
+        self.skippable_statuses = skippable
         self.tap = stream._tap
         # A dry run (`--test`) reads one partition: one request per stream.
         self.parent_ids = parent_ids[:1] if stream.dry_run else parent_ids
@@ -184,10 +192,9 @@ class Partitions(Generic[R]):
             logger=stream.logger,
         )
 
-    @staticmethod
-    def skippable(error: MetronomeAPIError) -> bool:
+    def skippable(self, error: MetronomeAPIError) -> bool:
         """Whether `error` concerns this partition only (the run goes on)."""
-        return error.status in SKIPPABLE_STATUSES
+        return error.status in self.skippable_statuses
 
     def fetch(self, work: Callable[[str], R]) -> Generator[tuple[str, R], None, None]:
         """`(parent id, work(parent id))` as partitions finish, on worker threads.
@@ -211,7 +218,7 @@ class Partitions(Generic[R]):
             max_workers=1 if self.stream.dry_run else self.tap.max_concurrency,
             on_abort=client.cancel,
         )
-        with cancel_on_error(results, client):
+        with cancel_on_error(results, client, dry_run=self.stream.dry_run):
             for parent_id, result in results:
                 self.tap.stop.check()
                 if isinstance(result, Skipped):
