@@ -36,8 +36,7 @@ from tap_metronome.settings import (
     parse_settings,
 )
 from tap_metronome.stopping import StopRequest
-from tap_metronome.streams.customers import CustomersStream
-from tap_metronome.streams.pricing import PlansStream
+from tap_metronome.streams.base import ParentStream
 from tap_metronome.windows import SYNCED_UNTIL, CostsBookmarks, end_of_today
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -368,7 +367,7 @@ class TapMetronome(Tap):
 
     def _list_parent(self, parent: str) -> Iterable[dict[str, Any]]:
         stream = self.streams[parent]
-        if not isinstance(stream, CustomersStream | PlansStream):
+        if not isinstance(stream, ParentStream):
             msg = f"{parent} is not a parent listing"
             raise TypeError(msg)
         return stream.listing()

@@ -168,6 +168,30 @@ def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
     return value
 
 
+class ParentStream(MetronomeStream):
+    """A listing other streams need the ids of (customers, plans).
+
+    `listing()` reads it; the tap's listing cache (`listings.Listings`) calls it
+    at most once per run, for this stream or for a child, whichever asks first.
+    """
+
+    replication_key = None
+
+    def listing(self) -> Iterator[dict[str, Any]]:
+        """Every item of the listing, each with a string `id`."""
+        raise NotImplementedError
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The items of this run's listing."""
+        return self._tap.listings.items(self.name, requested_by=self.name)
+
+    def get_child_context(
+        self, record: dict[str, Any], context: Context | None
+    ) -> dict[str, Any]:
+        """For a child declared the SDK way (`parent_stream_type`): the parent's id."""
+        return {PARENT_KEYS[self.name]: record["id"]}
+
+
 #: What a parent's id is called in a child's path and records.
 PARENT_KEYS = {"customers": "customer_id", "plans": "plan_id"}
 #: One parent, for log lines ("Skipping plan <id> in plan_charges: ...").

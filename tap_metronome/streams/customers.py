@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
-from tap_metronome.streams.base import MetronomeStream, item_id
-
-if TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+from tap_metronome.streams.base import ParentStream, item_id
 
 
-class CustomersStream(MetronomeStream):
+class CustomersStream(ParentStream):
     """Active customers, then archived ones (a second pass with `only_archived`)."""
 
     name = "customers"
     path = "/v1/customers"
     primary_keys: ClassVar[list[str]] = ["id"]
-    replication_key = None
 
     def listing(self) -> Iterator[dict[str, Any]]:
         """Each customer once, even if it was archived between the two passes.
@@ -46,13 +42,3 @@ class CustomersStream(MetronomeStream):
                 "(archived during the sync); each was emitted once",
                 duplicates,
             )
-
-    def get_child_context(
-        self, record: dict[str, Any], context: Context | None
-    ) -> dict[str, Any]:
-        """For a child declared the SDK way (`parent_stream_type`): the parent's id."""
-        return {"customer_id": record["id"]}
-
-    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The customers of this run's listing."""
-        return self._tap.listings.items(self.name, requested_by=self.name)

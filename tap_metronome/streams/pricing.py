@@ -5,38 +5,24 @@ Everything but `plans` (a parent listing) is a `ListStream` declaration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
-from tap_metronome.streams.base import ListStream, MetronomeStream, item_id
-
-if TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+from tap_metronome.streams.base import ListStream, ParentStream, item_id
 
 
-class PlansStream(MetronomeStream):
+class PlansStream(ParentStream):
     """All plans; the parent listing of plan charges."""
 
     name = "plans"
     path = "/v1/plans"
     primary_keys: ClassVar[list[str]] = ["id"]
-    replication_key = None
 
     def listing(self) -> Iterator[dict[str, Any]]:
         """Every plan as listed (a repeat is skipped, and logged, in post_process)."""
         for plan in self.list_items(self.path):
             item_id(plan, stream=self.name, path=self.path)
             yield plan
-
-    def get_child_context(
-        self, record: dict[str, Any], context: Context | None
-    ) -> dict[str, Any]:
-        """For a child declared the SDK way (`parent_stream_type`): the parent's id."""
-        return {"plan_id": record["id"]}
-
-    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The plans of this run's listing."""
-        return self._tap.listings.items(self.name, requested_by=self.name)
 
 
 class PlanChargesStream(ListStream):
