@@ -73,14 +73,18 @@ class TapProcess:
         self.stdout: IO[Any] | None = None
         self.stderr: IO[Any] | None = None
         if _EXEC:
+            out, err = _popen_stream(stdout), _popen_stream(stderr)
             self._popen: subprocess.Popen | None = subprocess.Popen(
                 [sys.executable, "-m", "tap_metronome", *args],
                 cwd=cwd,
                 env=env,
-                stdout=_popen_stream(stdout),
-                stderr=_popen_stream(stderr),
+                stdout=out,
+                stderr=err,
                 text=text,
             )
+            for stream in (out, err):  # the child has its own copy of a file
+                if hasattr(stream, "close"):
+                    stream.close()
             self.pid = self._popen.pid
             self.stdout, self.stderr = self._popen.stdout, self._popen.stderr
             return
@@ -141,7 +145,9 @@ class TapProcess:
     def communicate(self, timeout: float | None = None) -> tuple[Any, Any]:
         """Read stdout and stderr to their ends, then wait for the exit."""
         if self._popen is not None:
-            return self._popen.communicate(timeout=timeout)
+            out, err = self._popen.communicate(timeout=timeout)
+            self.returncode = self._popen.returncode
+            return out, err
         results: dict[int, Any] = {}
 
         def drain(key: int, stream: IO[Any]) -> None:
