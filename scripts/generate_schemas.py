@@ -44,6 +44,9 @@ class Listing:
     replication_key: str | None = None
     description: str = ""
     added: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Fields the spec requires without defining them (its examples and the
+    #: official client have them), declared here.
+    undefined_in_spec: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 UUID = {"type": "string", "format": "uuid"}
@@ -63,6 +66,22 @@ LISTINGS: dict[str, Listing] = {
         added={
             "plan_id": UUID
             | {"description": "The plan (added by the tap; the API item has none)."}
+        },
+    ),
+    "customer_plans": Listing(
+        "get",
+        "/v1/customers/{customer_id}/plans",
+        ("customer_id", "id"),
+        added={
+            "customer_id": UUID
+            | {"description": "The customer (added by the tap; the API item has none)."}
+        },
+        undefined_in_spec={
+            "plan_name": {"type": "string", "description": "The plan's name."},
+            "plan_description": {
+                "type": "string",
+                "description": "The plan's description.",
+            },
         },
     ),
     "credit_types": Listing("get", "/v1/credit-types/list", ("id",)),
@@ -173,7 +192,11 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
     """A stream of `listing`'s items: the item's fields, keys required."""
     item = spec.convert(spec.item_schema(listing))
-    properties = {**listing.added, **item.get("properties", {})}
+    properties = {
+        **listing.added,
+        **item.get("properties", {}),
+        **listing.undefined_in_spec,
+    }
     for key in listing.keys:  # a key is never null
         schema = properties[key]
         kind = schema.get("type")

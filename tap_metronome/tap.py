@@ -170,8 +170,9 @@ class TapMetronome(Tap):
             th.ArrayType(th.StringType),
             title="Customer IDs",
             description=(
-                "Restrict customer_costs to these Metronome customer ids (uuids, at "
-                "least one); default: every listed customer."
+                "Restrict the per-customer streams (customer_costs, customer_plans) "
+                "to these Metronome customer ids (uuids, at least one), e.g. one "
+                "shard of an account; default: every listed customer."
             ),
         ),
         th.Property(
@@ -373,7 +374,14 @@ class TapMetronome(Tap):
         return stream.listing()
 
     def parent_ids(self, parent: str, child: str) -> list[str]:
-        """The ids of `parent` (customers or plans) for the per-parent stream `child`."""
+        """The ids of `parent` (customers or plans) for the per-parent stream `child`.
+
+        The `customer_ids` setting, when set, is the customers of every
+        per-customer stream (a shard of the account): no listing is read.
+        """
+        configured = self.require_settings().customer_ids
+        if parent == "customers" and configured:
+            return list(configured)
         return self.listings.ids(parent, requested_by=child)
 
     def discover_streams(self) -> list[streams.MetronomeStream]:

@@ -72,6 +72,8 @@ class FakeData:
     billable_metrics: list[dict[str, Any]] = field(default_factory=list)
     products: list[dict[str, Any]] = field(default_factory=list)
     rate_cards: list[dict[str, Any]] = field(default_factory=list)
+    #: Plans each customer is (or was) on, by customer id.
+    customer_plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     seed: int = 1
     #: Customers whose costs answer 400 (a plan with a UNIQUE-type billable metric).
     unsupported: set[str] = field(default_factory=set)
@@ -143,6 +145,8 @@ class FakeData:
             _product(seed, n, data.billable_metrics) for n in range(catalog)
         ]
         data.rate_cards = [_rate_card(seed, n) for n in range(max(1, catalog // 2))]
+        for n, customer in enumerate((*data.customers, *data.archived_customers)):
+            data.customer_plans[customer["id"]] = _customer_plans(seed, n, data.plans)
         return data
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
@@ -288,6 +292,46 @@ def _costs_item(
                 del entry[optional]
         item["credit_types"][credit_type["id"]] = entry
     return item
+
+
+def _customer_plans(
+    seed: int, n: int, plans: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """None, one, or a past and a current plan (a separate generator: the rest of
+    the account does not change with it)."""
+    if not plans or n % 5 == 4:
+        return []
+    started = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(days=n % 300)
+    count = 2 if n % 3 == 0 else 1
+    out = []
+    for k in range(count):
+        plan = plans[(n + k) % len(plans)]
+        starting_on = started + timedelta(days=180 * k)
+        customer_plan: dict[str, Any] = {
+            "id": _uuid(seed, f"customer-plan-{n}", k),
+            "plan_id": plan["id"],
+            "plan_name": plan["name"],
+            "plan_description": plan["description"],
+            "starting_on": _ts(starting_on),
+            "custom_fields": {"contract": f"C-{n}-{k}"} if k else {},
+        }
+        if k + 1 < count:
+            customer_plan["ending_before"] = _ts(starting_on + timedelta(days=180))
+        if n % 4 == 1:
+            customer_plan["net_payment_terms_days"] = 30
+        if n % 7 == 0:
+            customer_plan["trial_info"] = {
+                "ending_before": _ts(starting_on + timedelta(days=14)),
+                "spending_caps": [
+                    {
+                        "credit_type": dict(USD_CENTS),
+                        "amount": Decimal("10000"),
+                        "amount_remaining": Decimal("2500.5"),
+                    }
+                ],
+            }
+        out.append(customer_plan)
+    return out
 
 
 def _billable_metric(seed: int, n: int) -> dict[str, Any]:
@@ -581,6 +625,11 @@ class FakeMetronomeApp:
                     endpoint="costs",
                     methods=["GET"],
                 ),
+                Rule(
+                    "/v1/customers/<customer_id>/plans",
+                    endpoint="customer_plans",
+                    methods=["GET"],
+                ),
                 Rule("/v1/credit-types/list", endpoint="credit_types", methods=["GET"]),
                 Rule(
                     "/v1/billable-metrics", endpoint="billable_metrics", methods=["GET"]
@@ -781,6 +830,16 @@ class FakeMetronomeApp:
             listing,
             days,
             render=lambda d: self.data.costs_item(customer_id, d),
+        )
+
+    def on_customer_plans(self, request: Request, customer_id: str) -> Response:
+        _require_uuid(customer_id, "customer_id")
+        if self.data.customer(customer_id) is None or customer_id in self.data.deleted:
+            raise _ApiError(404, f"Customer not found: {customer_id}")
+        return self._page(
+            request,
+            f"customer-plans:{customer_id}",
+            self.data.customer_plans.get(customer_id, []),
         )
 
     def on_credit_types(self, request: Request) -> Response:

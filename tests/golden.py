@@ -48,7 +48,12 @@ def digest(messages: list[dict[str, Any]], requests: list[tuple[str, dict]]) -> 
             **final,
             "bookmarks": {s: bookmarks[s] for s in OLD_STREAMS if s in bookmarks},
         }
-    old = [(path, args) for path, args in requests if path.startswith(OLD_ENDPOINTS)]
+    old = [
+        (path, args)
+        for path, args in requests
+        if path.startswith(OLD_ENDPOINTS)
+        and not (path.startswith("/v1/customers/") and path.endswith("/plans"))
+    ]
     return {
         "records": {
             stream: {"count": len(rows), "sha256": _sha(rows)}

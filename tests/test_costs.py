@@ -309,8 +309,9 @@ def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
         (cid, since, "2024-12-31T00:00:00Z") for cid in data.all_customer_ids()
     )
     # A daily run: one costs request per customer plus the listings (customers:
-    # active and archived; plans, 4 plans' charges, 4 pricing catalog listings).
-    assert server.app.count() == 10 + 2 + 1 + 4 + 4
+    # active and archived; plans, 4 plans' charges, 4 pricing catalog listings),
+    # and one customer plans request per customer.
+    assert server.app.count() == 10 + 2 + 1 + 4 + 4 + 10
 
     rows = second.records("customer_costs")
     assert {r["start_timestamp"] for r in rows} <= {

@@ -165,3 +165,16 @@ def test_post_lists_refuse_a_bad_body(server):
     assert not_json.status_code == 400
     assert httpx.get(url, headers=headers).status_code == 405
     assert httpx.post(f"{server.url}/v1/plans", headers=headers).status_code == 405
+
+
+UNKNOWN_CUSTOMER = "00000000-0000-4000-8000-000000000000"
+
+
+def test_customer_plans_parse(server, client):
+    data = server.app.data
+    for customer_id in data.all_customer_ids()[:12]:
+        plans = list(client.v1.customers.plans.list(customer_id=customer_id, limit=1))
+        assert _ids(plans) == [p["id"] for p in data.customer_plans[customer_id]]
+    assert any(data.customer_plans[c] for c in data.all_customer_ids()[:12])
+    with pytest.raises(metronome.NotFoundError):
+        list(client.v1.customers.plans.list(customer_id=UNKNOWN_CUSTOMER))

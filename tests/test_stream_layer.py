@@ -148,6 +148,7 @@ def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
         ("/v1/planDetails/{plan_id}/charges", 200),
         ("/v1/customers/{customer_id}/costs", 200),
         ("/v1/customers/{customer_id}/costs", 400),  # an unsupported customer
+        ("/v1/customers/{customer_id}/plans", 200),
         ("/v1/credit-types/list", 200),
         ("/v1/billable-metrics", 200),
         ("/v1/contract-pricing/products/list", 200),
@@ -171,8 +172,16 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
         tap_config(server, start_date="2024-01-01"), tmp_path, args=("--test",)
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    kinds = {"/costs": "costs", "/charges": "charges", "/plans": "customer plans"}
     by_path = Counter(
-        "costs" if p.endswith("/costs") else "charges" if p.endswith("/charges") else p
+        next(
+            (
+                kind
+                for end, kind in kinds.items()
+                if p.endswith(end) and p != "/v1/plans"
+            ),
+            p,
+        )
         for p, _ in server.app.requests
     )
     # customer_costs: one customers page + one costs request; plan_charges: one
@@ -181,6 +190,7 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
     assert by_path == {
         "/v1/customers": 1,
         "costs": 1,
+        "customer plans": 1,
         "/v1/plans": 1,
         "charges": 1,
         "/v1/credit-types/list": 1,
@@ -244,3 +254,18 @@ def test_a_dry_run_writes_no_costs_bookmarks(fake_api, tmp_path):
         for state in dry.states()
         if "synced_until" in (state.get("bookmarks", {}).get("customer_costs") or {})
     ]
+
+
+def test_customer_ids_is_the_shard_of_every_per_customer_stream(fake_api, tmp_path):
+    data = FakeData.generate(customers=12, archived=2, plans=3)
+    server = fake_api(data)
+    shard = [data.customers[3]["id"], data.archived_customers[0]["id"]]
+    catalog = catalog_selecting(server, tmp_path, {"customer_plans", "customer_costs"})
+    server.app.reset_requests()
+    run = run_tap(tap_config(server, customer_ids=shard), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert server.app.count(lambda p: p == "/v1/customers") == 0
+    assert {r["customer_id"] for r in run.records("customer_plans")} == {
+        c for c in shard if data.customer_plans[c]
+    }
+    assert {r["customer_id"] for r in run.records("customer_costs")} == set(shard)

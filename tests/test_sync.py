@@ -72,6 +72,18 @@ def test_pricing_catalog_equals_the_account(synced, stream, attribute):
     assert run.records(stream) == getattr(data, attribute)
 
 
+def test_customer_plans_equal_the_account_and_carry_customer_id(synced):
+    data, run, _ = synced
+    expected = [
+        {"customer_id": customer_id, **plan}
+        for customer_id in data.all_customer_ids()
+        for plan in data.customer_plans[customer_id]
+    ]
+    key = lambda r: (r["customer_id"], r["id"])  # noqa: E731
+    assert sorted(run.records("customer_plans"), key=key) == sorted(expected, key=key)
+    assert any(r.get("trial_info") for r in expected)
+
+
 def test_money_is_exact_in_the_singer_output(synced):
     _, run, _ = synced
     lines = [line for line in run.stdout.splitlines() if '"plan_charges"' in line]
@@ -117,8 +129,9 @@ def test_request_count_is_the_minimum(synced):
     _, _, requests = synced
     # customers: 3 pages + 1 empty page (active), 1 page (archived);
     # plans: 1 page; charges: 1 page per plan; costs: one 7-day window per customer;
-    # credit types, billable metrics, products, rate cards: 1 page each.
-    assert requests == 4 + 1 + 1 + 7 + 270 + 4
+    # credit types, billable metrics, products, rate cards: 1 page each;
+    # customer plans: one page per customer.
+    assert requests == 4 + 1 + 1 + 7 + 270 + 4 + 270
 
 
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
@@ -147,6 +160,7 @@ def test_activate_version_messages_for_full_table_streams(fake_api, tmp_path):
     activated = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
     assert activated == {
         "customers",
+        "customer_plans",
         "plans",
         "plan_charges",
         "credit_types",

@@ -2,7 +2,7 @@
 
 | module | streams |
 |---|---|
-| `customers` | customers |
+| `customers` | customers, customer_plans (per customer) |
 | `costs` | customer_costs (per customer, incremental) |
 | `pricing` | plans, plan_charges (per plan), credit_types, billable_metrics, products, rate_cards |
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tap_metronome.streams.base import MetronomeStream, schema_dir
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC, CustomerCostsStream
-from tap_metronome.streams.customers import CustomersStream
+from tap_metronome.streams.customers import CustomerPlansStream, CustomersStream
 from tap_metronome.streams.pricing import (
     BillableMetricsStream,
     CreditTypesStream,
@@ -26,6 +26,7 @@ from tap_metronome.streams.pricing import (
 STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
     CustomersStream,
     CustomerCostsStream,
+    CustomerPlansStream,
     PlansStream,
     PlanChargesStream,
     CreditTypesStream,

@@ -1,11 +1,11 @@
-"""`customers`: the account's customers, and the parent listing of per-customer streams."""
+"""Customers (the parent listing of per-customer streams) and their plans."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from tap_metronome.streams.base import ParentStream, item_id
+from tap_metronome.streams.base import ListStream, ParentStream, item_id
 
 
 class CustomersStream(ParentStream):
@@ -42,3 +42,13 @@ class CustomersStream(ParentStream):
                 "(archived during the sync); each was emitted once",
                 duplicates,
             )
+
+
+class CustomerPlansStream(ListStream):
+    """The plans each customer is or was on, with their start and end."""
+
+    name = "customer_plans"
+    path = "/v1/customers/{customer_id}/plans"
+    parent = "customers"
+    skip_statuses: ClassVar[frozenset[int]] = frozenset({400, 404})
+    primary_keys: ClassVar[list[str]] = ["customer_id", "id"]
