@@ -139,7 +139,8 @@ def assert_resumes_to_clean(partial, server, tmp_path, clean) -> None:
 
 def test_pacing_keeps_the_run_under_the_server_limit(fake_api, tmp_path):
     """One budget for all worker threads: no 429 from a server limited to the same rate."""
-    data = FakeData.generate(customers=50, archived=0, plans=2)
+    # About 60 requests: three seconds of the server's budget.
+    data = FakeData.generate(customers=25, archived=0, plans=2)
     server = fake_api(data, rate_limit=20)
     one_day = {
         "start_date": "2024-06-01",
