@@ -86,6 +86,26 @@ def run_tap(
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
 
+def start_tap(
+    config: dict[str, Any],
+    tmp_path: Path,
+    *,
+    stdout: tap_process.Stream,
+    stderr: tap_process.Stream,
+    text: bool = False,
+) -> tap_process.TapProcess:
+    """Start the tap on `config` (written to tmp_path/config.json) without waiting."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return tap_process.TapProcess(
+        ["--config", "config.json"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=stdout,
+        stderr=stderr,
+        text=text,
+    )
+
+
 def run_until_killed(
     config: dict[str, Any], tmp_path: Path, stop: Callable[[list[dict[str, Any]]], bool]
 ) -> list[dict[str, Any]]:
@@ -93,13 +113,8 @@ def run_until_killed(
 
     Returns the Singer messages read before the kill, as a crash would leave them.
     """
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = tap_process.TapProcess(
-        ["--config", "config.json"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=tap_process.PIPE,
-        stderr=tap_process.DEVNULL,
+    proc = start_tap(
+        config, tmp_path, stdout=tap_process.PIPE, stderr=tap_process.DEVNULL
     )
     assert proc.stdout is not None
     messages: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests import tap_process
-from tests.conftest import clean_env
+from tests.conftest import clean_env, start_tap
 from tests.fake_metronome import (
     FakeData,
     FakeMetronomeApp,
@@ -751,13 +751,9 @@ def test_sigterm_ends_a_request_in_flight_at_once(tmp_path):
     import signal
 
     with HostileServer(trickle(interval=0.2)) as hostile:
-        (tmp_path / "config.json").write_text(
-            json.dumps(config_for(hostile.url, request_timeout=60))
-        )
-        proc = tap_process.TapProcess(
-            ["--config", "config.json"],
-            cwd=tmp_path,
-            env=clean_env(),
+        proc = start_tap(
+            config_for(hostile.url, request_timeout=60),
+            tmp_path,
             stdout=tap_process.PIPE,
             stderr=tap_process.PIPE,
             text=True,
@@ -775,13 +771,10 @@ def test_sigterm_ends_a_request_in_flight_at_once(tmp_path):
 
 
 def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(config_for(server.url)))
-    command = ["--config", "config.json"]
     # A target that stops reading after 100 bytes.
-    proc = tap_process.TapProcess(
-        command,
-        cwd=tmp_path,
-        env=clean_env(),
+    proc = start_tap(
+        config_for(server.url),
+        tmp_path,
         stdout=tap_process.PIPE,
         stderr=tap_process.PIPE,
     )
@@ -794,7 +787,9 @@ def test_stdout_that_cannot_be_written_ends_in_one_line(server, tmp_path):
     assert "Traceback" not in stderr
     assert "stdout: cannot write Singer messages (the target stopped reading)" in stderr
     # A full disk.
-    run = tap_process.run(command, cwd=tmp_path, env=clean_env(), stdout="/dev/full")
+    run = tap_process.run(
+        ["--config", "config.json"], cwd=tmp_path, env=clean_env(), stdout="/dev/full"
+    )
     assert run.returncode == 2, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert "stdout: cannot write Singer messages" in run.stderr
@@ -809,11 +804,9 @@ def test_a_burst_of_signals_during_retry_waits_never_hangs(tmp_path):
 
     with HostileServer(answer("503 Service Unavailable", b"{}")) as hostile:
         config = config_for(hostile.url, max_retries=1000, retry_backoff_seconds=0.02)
-        (tmp_path / "config.json").write_text(json.dumps(config))
-        proc = tap_process.TapProcess(
-            ["--config", "config.json"],
-            cwd=tmp_path,
-            env=clean_env(),
+        proc = start_tap(
+            config,
+            tmp_path,
             stdout=tap_process.DEVNULL,
             stderr=tap_process.PIPE,
             text=True,

@@ -7,7 +7,6 @@ case that used to duplicate records and write one RECORD inside another.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -17,20 +16,15 @@ import time
 import pytest
 
 from tests import tap_process
-from tests.conftest import clean_env
+from tests.conftest import start_tap
 from tests.test_hostile import singer_messages
 from tests.test_reliability import assert_resumes_to_clean, config_for, data
 
 
 def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
     """Run the tap, read its stdout slowly, send `signum` after `delay` seconds."""
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = tap_process.TapProcess(
-        ["--config", "config.json"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=tap_process.PIPE,
-        stderr=tmp_path / "stderr.txt",
+    proc = start_tap(
+        config, tmp_path, stdout=tap_process.PIPE, stderr=tmp_path / "stderr.txt"
     )
     assert proc.stdout is not None
     out = bytearray()

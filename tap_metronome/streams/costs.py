@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -91,7 +91,7 @@ class CustomerCostsStream(MetronomeStream):
         # A dry run lists one page of customers: not a reason to forget the others.
         return self._tap.parent_ids("customers", self.name), not self.dry_run
 
-    def windows_from(self, since: Any) -> list[Window]:
+    def windows_from(self, since: date | None) -> list[Window]:
         """The day windows this run reads for a customer with bookmark `since`."""
         start = start_for(
             since,
