@@ -142,6 +142,17 @@ class MetronomeStream(Stream):
             self.keys_seen.add(key)
         return row
 
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """No child context for a stream without child streams.
+
+        The SDK builds one per record regardless (4% of a costs backfill's CPU);
+        a child declared the SDK way (`parent_stream_type`) still gets its own.
+        """
+        if self.child_streams:
+            yield from super().generate_child_contexts(record, context)
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The stream's records; its HTTP request counts are written at its end."""
         self.keys_seen.clear()
