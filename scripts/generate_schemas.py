@@ -20,7 +20,9 @@ script writes. The policy (docs/architecture.md, "Schemas"):
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,46 @@ class Listing:
 
 
 UUID = {"type": "string", "format": "uuid"}
+_STRING_MAP = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
+_NUMBER = {"type": ["number", "null"]}
+_STRING = {"type": ["string", "null"]}
+#: Invoice fields that the official client (metronome-sdk 4.12) has and the spec's
+#: list schema lacks; types from the client's model.
+INVOICE_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
+    "plan_id": _STRING | {"description": "The plan the invoice was billed on."},
+    "plan_name": _STRING,
+    "plan_custom_fields": _STRING_MAP,
+    "subtotal": _NUMBER,
+    "regenerated_from_invoice_id": _STRING,
+    "invoice_adjustments": {
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "properties": {
+                "credit_type": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+                },
+                "name": {"type": "string"},
+                "total": {"type": "number"},
+                "credit_grant_id": _STRING,
+                "credit_grant_custom_fields": _STRING_MAP,
+            },
+        },
+    },
+}
+#: The same for a line item; sub-line items are kept as they come (JSON).
+LINE_ITEM_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
+    "group_key": _STRING,
+    "group_value": _STRING,
+    "quantity_consumed": _NUMBER,
+    "sub_line_items": {
+        "type": ["array", "null"],
+        "description": "The line item's breakdown (charges, tiers, credit grants), as "
+        "the API returns it.",
+        "items": {"type": "object"},
+    },
+}
 
 LISTINGS: dict[str, Listing] = {
     "customers": Listing(
@@ -83,6 +125,36 @@ LISTINGS: dict[str, Listing] = {
                 "description": "The plan's description.",
             },
         },
+    ),
+    "contracts": Listing(
+        "post",
+        "/v2/contracts/list",
+        ("id",),
+        description="Archived contracts included (include_archived true).",
+    ),
+    "balances": Listing(
+        "post",
+        "/v1/contracts/customerBalances/list",
+        ("id",),
+        description=(
+            "A commit or a credit (type PREPAID, POSTPAID or CREDIT), archived ones "
+            "and contract-level ones included, with its balance."
+        ),
+        added={
+            "customer_id": UUID
+            | {"description": "The customer (added by the tap; the API item has none)."}
+        },
+    ),
+    "invoices": Listing(
+        "get",
+        "/v1/customers/{customer_id}/invoices",
+        ("id",),
+        replication_key="start_timestamp",
+        description=(
+            "DRAFT, FINALIZED and VOID invoices; start_timestamp (the billing period's "
+            "start) is the replication key."
+        ),
+        undefined_in_spec=INVOICE_FIELDS_OF_THE_CLIENT,
     ),
     "credit_types": Listing("get", "/v1/credit-types/list", ("id",)),
     "billable_metrics": Listing(
@@ -137,6 +209,13 @@ class Spec:
         node = self.resolve(node)
         for part in node.get("allOf", []):
             node = _merge(node, self.resolve(part))
+        if "oneOf" in node:
+            # One column set for every variant (a commit or a credit, one of the
+            # ledger entry kinds): targets cannot load a union of objects.
+            variants = [self.convert(v, depth + 1) for v in node["oneOf"]]
+            merged = functools.reduce(_union, variants)
+            description = (node.get("description") or "").strip()
+            return merged | ({"description": description} if description else {})
         out: dict[str, Any] = {}
         kind = node.get("type")
         if kind is None and "properties" in node:
@@ -181,6 +260,69 @@ def _merge(node: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _types(schema: dict[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    return [] if kind is None else kind if isinstance(kind, list) else [kind]
+
+
+def _union(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """A schema that admits what either admits; a field of one variant only may be null."""
+    if not first.get("type") or not second.get("type"):
+        return {}  # one variant admits anything: so does the union
+    out: dict[str, Any] = {}
+    types = [*_types(first), *(t for t in _types(second) if t not in _types(first))]
+    if "null" in types:
+        types = [*(t for t in types if t != "null"), "null"]
+    out["type"] = types[0] if len(types) == 1 else types
+    if first.get("format") == second.get("format") and "format" in first:
+        out["format"] = first["format"]
+    description = _union_description(
+        first.get("description", ""), second.get("description", "")
+    )
+    if description:
+        out["description"] = description
+    if "items" in first or "items" in second:
+        out["items"] = (
+            _union(first["items"], second["items"])
+            if "items" in first and "items" in second
+            else {}
+        )
+    if "properties" in first or "properties" in second:
+        mine, theirs = first.get("properties", {}), second.get("properties", {})
+        out["properties"] = {}
+        for name in [*mine, *(n for n in theirs if n not in mine)]:
+            if name in mine and name in theirs:
+                out["properties"][name] = _union(mine[name], theirs[name])
+            else:
+                out["properties"][name] = _nullable(mine.get(name) or theirs[name])
+    if "additionalProperties" in first or "additionalProperties" in second:
+        out["additionalProperties"] = (
+            _union(first["additionalProperties"], second["additionalProperties"])
+            if "additionalProperties" in first and "additionalProperties" in second
+            else {}
+        )
+    return out
+
+
+_KNOWN = re.compile(r"\s*Known values: (.*) \(others may appear\)\.$")
+
+
+def _union_description(first: str, second: str) -> str:
+    """The first description, with the known values of both variants."""
+    values: list[str] = []
+    texts = []
+    for text in (first, second):
+        match = _KNOWN.search(text)
+        if match:
+            values += [v for v in match.group(1).split(", ") if v not in values]
+            text = text[: match.start()]
+        texts.append(text.strip())
+    text = texts[0] or texts[1]
+    if values:
+        text = f"{text} Known values: {', '.join(values)} (others may appear).".strip()
+    return text
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     kind = schema.get("type")
     if kind is None or (isinstance(kind, list) and "null" in kind):
@@ -210,6 +352,43 @@ def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
             *listing.keys,
             *([listing.replication_key] if listing.replication_key else []),
         ],
+        properties=properties,
+    )
+
+
+def line_items_schema(spec: Spec) -> dict[str, Any]:
+    """`invoice_line_items`: the line items of `invoices`, one row each, keyed by the tap."""
+    invoice = spec.resolve(
+        spec.item_schema(Listing("get", "/v1/customers/{customer_id}/invoices", ()))
+    )
+    line = spec.convert(invoice["properties"]["line_items"])["items"]
+    properties = {
+        "invoice_id": UUID | {"description": "The invoice (added by the tap)."},
+        "line_item_key": {
+            "type": "string",
+            "description": (
+                "Added by the tap (line items have no id): a hash of the fields that "
+                "identify a line item within its invoice (type, name, product, period, "
+                "commit, charge, subscription, group values, tier, applied commit or "
+                "credit), with #2, #3... for repeats; the same line item gets the same "
+                "key in every run, whatever its amounts."
+            ),
+        },
+        "customer_id": UUID | {"description": "The customer (added by the tap)."},
+        "invoice_start_timestamp": {
+            "type": "string",
+            "format": "date-time",
+            "description": "The invoice's start_timestamp (added by the tap); the "
+            "replication key.",
+        },
+        **line["properties"],
+        **LINE_ITEM_FIELDS_OF_THE_CLIENT,
+    }
+    return _stream(
+        "invoice_line_items",
+        "A line item of an invoice of GET /v1/customers/{customer_id}/invoices, read "
+        "from the same responses as the invoices stream.",
+        keys=["invoice_id", "line_item_key", "invoice_start_timestamp"],
         properties=properties,
     )
 
@@ -272,6 +451,7 @@ def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         name: listing_schema(spec, name, listing) for name, listing in LISTINGS.items()
     }
     schemas["customer_costs"] = costs_schema(spec)
+    schemas["invoice_line_items"] = line_items_schema(spec)
     return dict(sorted(schemas.items()))
 
 

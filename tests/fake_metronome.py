@@ -89,7 +89,12 @@ class FakeData:
     revised_from: date | None = None
     #: Days after `today` have no usage yet.
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    #: Statuses that one endpoint answers for one customer: {(endpoint, id): status},
+    #: endpoint one of "invoices", "contracts", "balances".
+    forced: dict[tuple[str, str], int] = field(default_factory=dict)
     _index: dict[str, dict[str, Any]] | None = None
+    _numbers: dict[str, int] | None = None
+    _billing: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _costs_cache: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -169,6 +174,69 @@ class FakeData:
         self.customers.extend(added)
         self._index = None
         return [c["id"] for c in added]
+
+    def number(self, customer_id: str) -> int:
+        """The customer's position in the account: what its data is drawn from."""
+        if self._numbers is None or customer_id not in self._numbers:
+            self._numbers = {c: n for n, c in enumerate(self.all_customer_ids())}
+        return self._numbers[customer_id]
+
+    def invoices(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's invoices, oldest billing period first (drawn once)."""
+        key = ("invoices", customer_id)
+        if key not in self._billing:
+            self._billing[key] = _invoices(
+                self.seed, self.number(customer_id), customer_id, self.today
+            )
+        return self._billing[key]
+
+    def contracts(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's contracts, archived ones included (drawn once)."""
+        key = ("contracts", customer_id)
+        if key not in self._billing:
+            self._billing[key] = _contracts(
+                self.seed, self.number(customer_id), customer_id
+            )
+        return self._billing[key]
+
+    def balances(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's commits and credits, with the fake's filter marks."""
+        key = ("balances", customer_id)
+        if key not in self._billing:
+            self._billing[key] = _balances(
+                self.seed, self.number(customer_id), self.contracts(customer_id)
+            )
+        return self._billing[key]
+
+    def close_month(self) -> None:
+        """Month end: every DRAFT is finalized with its final usage and totals, and
+        a new DRAFT opens for the next month."""
+        for customer_id in self.all_customer_ids():
+            invoices = self.invoices(customer_id)
+            drafts = [i for i in invoices if i["status"] == "DRAFT"]
+            for draft in drafts:
+                for line in draft["line_items"]:
+                    if line["type"] == "usage":
+                        line["quantity"] += Decimal("0.5")
+                        line["total"] = line["quantity"] * line["unit_price"]
+                        line["sub_line_items"][0]["quantity"] = line["quantity"]
+                        line["sub_line_items"][0]["subtotal"] = line["total"]
+                draft["total"] = draft["subtotal"] = sum(
+                    (line["total"] for line in draft["line_items"]), Decimal(0)
+                )
+                draft["status"] = "FINALIZED"
+                draft["issued_at"] = draft["end_timestamp"]
+                period = datetime.fromisoformat(draft["end_timestamp"]).date()
+                invoices.append(
+                    _invoice(
+                        self.seed,
+                        self.number(customer_id),
+                        len(invoices),
+                        customer_id,
+                        period,
+                        "DRAFT",
+                    )
+                )
 
     def revise_costs(self, since: date) -> None:
         """Change the pending costs of every customer from `since` on."""
@@ -469,6 +537,240 @@ def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
     return charge
 
 
+# -- customer billing: invoices, contracts, balances -----------------------------------
+# Each drawn from its own generator per customer, so the rest of the account (and
+# every earlier test's data) is the same with or without them.
+
+#: Amounts that float arithmetic would change: totals must arrive exactly.
+INVOICE_AMOUNTS = [Decimal("0.1"), Decimal("1E-7"), Decimal("12345678901234.56")]
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _invoice(
+    seed: int, n: int, k: int, customer_id: str, period: date, status: str
+) -> dict[str, Any]:
+    """Invoice `k` of customer `n`: a month of usage, a platform fee, credits."""
+    rng = random.Random(f"{seed}-invoice-{n}-{k}")
+    end = _next_month(period)
+    lines: list[dict[str, Any]] = []
+    for region in ("us-east-1", "eu-west-1")[: 1 + k % 2]:
+        quantity = Decimal(rng.randrange(1, 10**6)) / 100
+        unit_price = Decimal(rng.randrange(1, 500)) / 1000
+        subtotal = quantity * unit_price
+        lines.append(
+            {
+                "name": "CPU hours",
+                "type": "usage",
+                "credit_type": dict(USD_CENTS),
+                "product_id": _uuid(seed, "product", 0),
+                "product_type": "UsageProductListItem",
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "total": subtotal,
+                "starting_at": _ts(_midnight(period)),
+                "ending_before": _ts(_midnight(end)),
+                "presentation_group_values": {"region": region},
+                "sub_line_items": [
+                    {
+                        "name": "CPU hours",
+                        "quantity": quantity,
+                        "subtotal": subtotal,
+                        "price": unit_price,
+                        "charge_id": _uuid(seed, "charge", n % 7),
+                        "custom_fields": {},
+                    }
+                ],
+            }
+        )
+    fee = INVOICE_AMOUNTS[(n + k) % len(INVOICE_AMOUNTS)]
+    lines.append(
+        {
+            "name": "Platform fee",
+            "type": "scheduled",
+            "credit_type": dict(USD_CENTS),
+            "scheduled_charge_id": _uuid(seed, f"scheduled-charge-{n}", k),
+            "total": fee,
+        }
+    )
+    if k % 5 == 1:  # the same charge twice: nothing tells the two apart
+        lines.append({**lines[-1]})
+    if n % 3 == 0:
+        lines.append(
+            {
+                "name": "Prepaid commit applied",
+                "type": "applied_commit_or_credit",
+                "credit_type": dict(USD_CENTS),
+                "total": -Decimal(rng.randrange(0, 5000)) / 100,
+                "applied_commit_or_credit": {
+                    "id": _uuid(seed, f"commit-{n}", 0),
+                    "type": "PREPAID",
+                },
+            }
+        )
+    total = sum((line["total"] for line in lines), Decimal(0))
+    invoice: dict[str, Any] = {
+        "id": _uuid(seed, f"invoice-{n}", k),
+        "customer_id": customer_id,
+        "type": "USAGE",
+        "status": status,
+        "credit_type": dict(USD_CENTS),
+        "start_timestamp": _ts(_midnight(period)),
+        "end_timestamp": _ts(_midnight(end)),
+        "line_items": lines,
+        "total": total,
+        "subtotal": total,
+        "net_payment_terms_days": 30,
+        "custom_fields": {},
+        "plan_id": _uuid(seed, "plan", n % 4),
+        "plan_name": f"Plan {n % 4}",
+    }
+    if status != "DRAFT":
+        invoice["issued_at"] = _ts(_midnight(end) + timedelta(hours=1))
+    if n % 4 == 1:
+        invoice["external_invoice"] = {
+            "billing_provider_type": "stripe",
+            "invoice_id": f"in_{n}_{k}",
+            "external_status": "PAID" if status == "FINALIZED" else "DRAFT",
+        }
+    return invoice
+
+
+def _invoices(seed: int, n: int, customer_id: str, today: date) -> list[dict[str, Any]]:
+    """Monthly invoices from 2024 to the current month, which is still a DRAFT.
+
+    Every fifth customer has none; every ninth month's invoice was voided.
+    """
+    if n % 5 == 3:
+        return []
+    period = date(2024, 1 + n % 6, 1)
+    current = _month_start(today)
+    out = []
+    k = 0
+    while period <= current:
+        status = "DRAFT" if period == current else "VOID" if k % 9 == 8 else "FINALIZED"
+        out.append(_invoice(seed, n, k, customer_id, period, status))
+        period = _next_month(period)
+        k += 1
+    return out
+
+
+def _schedule(
+    seed: int, owner: str, start: datetime, amount: Decimal
+) -> dict[str, Any]:
+    return {
+        "credit_type": dict(USD_CENTS),
+        "schedule_items": [
+            {
+                "id": _uuid(seed, f"schedule-{owner}", 0),
+                "amount": amount,
+                "starting_at": _ts(start),
+                "ending_before": _ts(start + timedelta(days=365)),
+            }
+        ],
+    }
+
+
+def _contracts(seed: int, n: int, customer_id: str) -> list[dict[str, Any]]:
+    """None, one or two contracts; every seventh customer's first is archived."""
+    if n % 4 == 0:
+        return []
+    out = []
+    for c in range(1 + (n % 3 == 0)):
+        started = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(
+            days=30 * (n % 10) + 200 * c
+        )
+        contract_id = _uuid(seed, f"contract-{n}", c)
+        commit_id = _uuid(seed, f"commit-{n}", c)
+        contract: dict[str, Any] = {
+            "id": contract_id,
+            "customer_id": customer_id,
+            "name": f"Contract {n}-{c}",
+            "starting_at": _ts(started),
+            "created_at": _ts(started - timedelta(days=3)),
+            "created_by": "sales@example.com",
+            "rate_card_id": _uuid(seed, "rate-card", 0),
+            "net_payment_terms_days": 30,
+            "commits": [
+                {
+                    "id": commit_id,
+                    "type": "PREPAID",
+                    "created_at": _ts(started),
+                    "name": "Annual commit",
+                    "product": {"id": _uuid(seed, "product", 2), "name": "Product 2"},
+                    "priority": 100,
+                    "access_schedule": _schedule(
+                        seed, commit_id, started, Decimal("1200000.01")
+                    ),
+                }
+            ],
+            "overrides": [],
+            "scheduled_charges": [],
+            "transitions": [],
+            "usage_filter": [],
+            "usage_statement_schedule": {
+                "billing_anchor_date": _ts(started),
+                "frequency": "MONTHLY",
+            },
+            "custom_fields": {"deal": f"D-{n}-{c}"} if c else {},
+        }
+        if c == 1:
+            contract["ending_before"] = _ts(started + timedelta(days=365))
+        if c == 0 and n % 7 == 1:
+            contract["archived_at"] = _ts(started + timedelta(days=40))
+        out.append(contract)
+    return out
+
+
+def _balances(
+    seed: int, n: int, contracts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each contract's commits (contract level) and, for every other customer, a credit.
+
+    Items carry `_contract_level` and `_archived` for the fake's filters; they are
+    removed before an item is served.
+    """
+    out = []
+    for contract in contracts:
+        for commit in contract["commits"]:
+            out.append(
+                {
+                    **commit,
+                    "contract": {"id": contract["id"]},
+                    "balance": Decimal("1200000.01") - Decimal(n) / 8,
+                    "_contract_level": True,
+                    "_archived": "archived_at" in contract,
+                }
+            )
+    if n % 2 == 0:
+        credit_id = _uuid(seed, f"credit-{n}", 0)
+        started = datetime(2024, 3, 1, tzinfo=UTC)
+        out.append(
+            {
+                "id": credit_id,
+                "type": "CREDIT",
+                "name": "Sign-up credit",
+                "product": {"id": _uuid(seed, "product", 3), "name": "Product 3"},
+                "priority": 1,
+                "access_schedule": _schedule(seed, credit_id, started, Decimal("5000")),
+                "balance": Decimal("4999.9999999"),
+                "_contract_level": False,
+                "_archived": n % 6 == 4,
+            }
+        )
+    return out
+
+
 class _ApiError(HTTPException):
     """An error answered as the real API does: JSON `{"message": ...}`."""
 
@@ -629,6 +931,17 @@ class FakeMetronomeApp:
                     "/v1/customers/<customer_id>/plans",
                     endpoint="customer_plans",
                     methods=["GET"],
+                ),
+                Rule(
+                    "/v1/customers/<customer_id>/invoices",
+                    endpoint="invoices",
+                    methods=["GET"],
+                ),
+                Rule("/v2/contracts/list", endpoint="contracts", methods=["POST"]),
+                Rule(
+                    "/v1/contracts/customerBalances/list",
+                    endpoint="balances",
+                    methods=["POST"],
                 ),
                 Rule("/v1/credit-types/list", endpoint="credit_types", methods=["GET"]),
                 Rule(
@@ -873,6 +1186,113 @@ class FakeMetronomeApp:
             raise _ApiError(400, "the rate cards list takes no body properties")
         return self._page(request, "rate-cards", self.data.rate_cards)
 
+    def _billing_customer(self, endpoint: str, customer_id: Any) -> str:
+        """The customer a billing endpoint is asked about: a known uuid, or an error."""
+        if not isinstance(customer_id, str):
+            raise _ApiError(400, "customer_id is required and must be a string")
+        _require_uuid(customer_id, "customer_id")
+        if self.data.customer(customer_id) is None or customer_id in self.data.deleted:
+            raise _ApiError(404, f"Customer not found: {customer_id}")
+        forced = self.data.forced.get((endpoint, customer_id))
+        if forced is not None:
+            raise _ApiError(forced, "Forced error")
+        return customer_id
+
+    def on_invoices(self, request: Request, customer_id: str) -> Response:
+        self._billing_customer("invoices", customer_id)
+        args = request.args
+        starting_on = _optional_timestamp(request, "starting_on")
+        ending_before = _optional_timestamp(request, "ending_before")
+        sort = args.get("sort")
+        if sort not in {None, "date_asc", "date_desc"}:
+            raise _ApiError(400, "sort must be date_asc or date_desc")
+        kind = args.get("type")
+        if kind not in {None, "USAGE", "USAGE_CONSOLIDATED", "SCHEDULED"}:
+            raise _ApiError(400, "type must be USAGE, USAGE_CONSOLIDATED or SCHEDULED")
+        invoices = [
+            invoice
+            for invoice in self.data.invoices(customer_id)
+            if (
+                starting_on is None
+                or datetime.fromisoformat(invoice["start_timestamp"]) >= starting_on
+            )
+            and (
+                ending_before is None
+                or datetime.fromisoformat(invoice["end_timestamp"]) <= ending_before
+            )
+            and args.get("status") in {None, invoice["status"]}
+            and kind in {None, invoice["type"]}
+        ]
+        if sort is None:  # "ordered by creation date descending by default"
+            invoices.reverse()
+        else:  # by issued_at; drafts, not issued yet, last
+            invoices.sort(
+                key=lambda i: (i.get("issued_at") is None, i.get("issued_at") or ""),
+                reverse=sort == "date_desc",
+            )
+        filters = sorted(
+            (k, v) for k, v in args.items(multi=True) if k not in {"next_page", "limit"}
+        )
+        listing = hashlib.sha256(
+            f"invoices:{customer_id}:{filters}".encode()
+        ).hexdigest()
+        return self._page(request, listing, invoices)
+
+    def on_contracts(self, request: Request) -> Response:
+        body = _json_body(request)
+        customer_id = self._billing_customer("contracts", body.get("customer_id"))
+        for flag in ("include_archived", "include_balance", "include_ledgers"):
+            if not isinstance(body.get(flag, False), bool):
+                raise _ApiError(400, f"{flag} must be a boolean")
+        if "starting_at" in body and "covering_date" in body:
+            raise _ApiError(400, "starting_at cannot be combined with covering_date")
+        contracts = [
+            contract
+            for contract in self.data.contracts(customer_id)
+            if body.get("include_archived") or "archived_at" not in contract
+        ]
+        paging = (_body_limit(body, maximum=20), _body_cursor(body, "cursor"))
+        return self._page(
+            request,
+            f"contracts:{customer_id}:{bool(body.get('include_archived'))}",
+            contracts,
+            paging=paging,
+            cursor_key="cursor",
+            last_page_has_cursor=False,  # the spec's shape: {"data": [...]} only
+        )
+
+    def on_balances(self, request: Request) -> Response:
+        body = _json_body(request)
+        customer_id = self._billing_customer("balances", body.get("customer_id"))
+        flags = {}
+        for flag in (
+            "include_archived",
+            "include_balance",
+            "include_contract_balances",
+            "include_ledgers",
+        ):
+            flags[flag] = body.get(flag, False)
+            if not isinstance(flags[flag], bool):
+                raise _ApiError(400, f"{flag} must be a boolean")
+        balances = [
+            {
+                k: v
+                for k, v in item.items()
+                if not k.startswith("_")
+                and (k != "balance" or flags["include_balance"])
+            }
+            for item in self.data.balances(customer_id)
+            if (flags["include_contract_balances"] or not item["_contract_level"])
+            and (flags["include_archived"] or not item["_archived"])
+        ]
+        paging = (_body_limit(body, maximum=25), _body_cursor(body, "next_page"))
+        return self._page(
+            request,
+            f"balances:{customer_id}:{sorted(flags.items())}",
+            balances,
+            paging=paging,
+        )
+
     # -- pagination ------------------------------------------------------------------
     def _page(
         self,
@@ -880,11 +1300,20 @@ class FakeMetronomeApp:
         listing: str,
         items: list[Any],
         render: Callable[[Any], Any] | None = None,
+        *,
+        paging: tuple[int, str | None] | None = None,
+        cursor_key: str = "next_page",
+        last_page_has_cursor: bool = True,
     ) -> Response:
-        limit = _limit(request)
+        """One page of `items`; `limit` and the cursor from the query, or `paging`
+        (limit, cursor) when the endpoint takes them in its JSON body."""
+        if paging is None:
+            limit, cursor = _limit(request), request.args.get("next_page")
+        else:
+            limit, cursor = paging
         offset, empty_served = 0, False
-        if "next_page" in request.args:
-            offset, empty_served = _decode_cursor(request.args["next_page"], listing)
+        if cursor is not None:
+            offset, empty_served = _decode_cursor(cursor, listing)
         position = offset // max(limit, 1)
         if (
             self.empty_page_every
@@ -894,14 +1323,21 @@ class FakeMetronomeApp:
         ):
             return self._list_response(
                 request,
-                {"data": [], "next_page": _encode_cursor(listing, offset, empty=True)},
+                {"data": [], cursor_key: _encode_cursor(listing, offset, empty=True)},
             )
         chunk = items[offset : offset + limit]
         end = offset + len(chunk)
         if render is not None:
             chunk = [render(item) for item in chunk]
-        cursor = _encode_cursor(listing, end, empty=False) if end < len(items) else None
-        return self._list_response(request, {"data": chunk, "next_page": cursor})
+        if end < len(items):
+            return self._list_response(
+                request,
+                {"data": chunk, cursor_key: _encode_cursor(listing, end, empty=False)},
+            )
+        last: dict[str, Any] = {"data": chunk}
+        if last_page_has_cursor:
+            last[cursor_key] = None
+        return self._list_response(request, last)
 
     def _list_response(self, request: Request, body: dict[str, Any]) -> Response:
         if self.tamper is not None:
@@ -933,6 +1369,24 @@ def _limit(request: Request) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise _ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
     return limit
+
+
+def _body_limit(body: dict[str, Any], *, maximum: int) -> int:
+    limit = body.get("limit", maximum)
+    if type(limit) is not int or not 1 <= limit <= maximum:
+        raise _ApiError(400, f"limit must be an integer between 1 and {maximum}")
+    return limit
+
+
+def _body_cursor(body: dict[str, Any], name: str) -> str | None:
+    cursor = body.get(name)
+    if cursor is not None and not isinstance(cursor, str):
+        raise _ApiError(400, f"{name} must be a string")
+    return cursor
+
+
+def _optional_timestamp(request: Request, name: str) -> datetime | None:
+    return _required_timestamp(request, name) if name in request.args else None
 
 
 def _required_timestamp(request: Request, name: str) -> datetime:

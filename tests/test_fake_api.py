@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 import metronome
 import pytest
@@ -178,3 +180,93 @@ def test_customer_plans_parse(server, client):
     assert any(data.customer_plans[c] for c in data.all_customer_ids()[:12])
     with pytest.raises(metronome.NotFoundError):
         list(client.v1.customers.plans.list(customer_id=UNKNOWN_CUSTOMER))
+
+
+def test_invoices_parse_and_filter_on_the_billing_period(server, client):
+    data = server.app.data
+    customers = data.all_customer_ids()[:10]
+    every = {
+        c: list(client.v1.customers.invoices.list(customer_id=c, limit=7))
+        for c in customers
+    }
+    for customer_id, invoices in every.items():
+        # Default order: newest first.
+        assert _ids(invoices) == [i["id"] for i in reversed(data.invoices(customer_id))]
+    invoices = [i for found in every.values() for i in found]
+    assert {i.status for i in invoices} == {"DRAFT", "FINALIZED", "VOID"}
+    assert any(line.sub_line_items for i in invoices for line in i.line_items)
+    assert any(not found for found in every.values()), "a customer without invoices"
+    customer_id = next(c for c, found in every.items() if len(found) > 3)
+    since = "2025-03-01T00:00:00Z"
+    recent = list(
+        client.v1.customers.invoices.list(
+            customer_id=customer_id, starting_on=since, sort="date_asc", limit=2
+        )
+    )
+    expected = [
+        i
+        for i in data.invoices(customer_id)
+        if datetime.fromisoformat(i["start_timestamp"]) >= datetime.fromisoformat(since)
+    ]
+    assert sorted(_ids(recent)) == sorted(i["id"] for i in expected)
+    assert recent[-1].status == "DRAFT", "date_asc by issued_at puts drafts last"
+    with pytest.raises(metronome.NotFoundError):
+        list(client.v1.customers.invoices.list(customer_id=UNKNOWN_CUSTOMER))
+    with pytest.raises(metronome.BadRequestError):
+        list(
+            client.v1.customers.invoices.list(customer_id=customer_id, starting_on="x")
+        )
+
+
+def test_contracts_parse_with_and_without_a_cursor(server, client):
+    data = server.app.data
+    seen_archived = False
+    for customer_id in data.all_customer_ids()[:20]:
+        everything = list(
+            client.v2.contracts.list(
+                customer_id=customer_id, include_archived=True, limit=1
+            )
+        )
+        assert _ids(everything) == [c["id"] for c in data.contracts(customer_id)]
+        active = list(client.v2.contracts.list(customer_id=customer_id))
+        assert all(c.archived_at is None for c in active)
+        seen_archived |= len(active) < len(everything)
+    assert seen_archived
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/v2/contracts/list"
+    customer_id = data.all_customer_ids()[1]
+    one_page = httpx.post(url, json={"customer_id": customer_id}, headers=headers)
+    assert set(one_page.json()) == {"data"}, "the spec's shape: no cursor at all"
+    assert httpx.post(url, json={}, headers=headers).status_code == 400
+    too_many = {"customer_id": customer_id, "limit": 21}
+    assert httpx.post(url, json=too_many, headers=headers).status_code == 400
+
+
+def test_balances_parse_with_the_cursor_in_the_body(server, client):
+    data = server.app.data
+    kinds = set()
+    for customer_id in data.all_customer_ids()[:20]:
+        balances = list(
+            client.v1.contracts.list_balances(
+                customer_id=customer_id,
+                include_archived=True,
+                include_balance=True,
+                include_contract_balances=True,
+                limit=1,
+            )
+        )
+        assert _ids(balances) == [b["id"] for b in data.balances(customer_id)]
+        kinds |= {b.type for b in balances}
+        assert all(b.balance is not None for b in balances)
+    assert kinds == {"PREPAID", "CREDIT"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/v1/contracts/customerBalances/list"
+    customer_id = data.all_customer_ids()[2]
+    assert (
+        httpx.post(
+            url, json={"customer_id": customer_id, "limit": 26}, headers=headers
+        ).status_code
+        == 400
+    )
+    bad_flag = {"customer_id": customer_id, "include_archived": "yes"}
+    assert httpx.post(url, json=bad_flag, headers=headers).status_code == 400
