@@ -52,7 +52,11 @@ class Listing:
 
 
 UUID = {"type": "string", "format": "uuid"}
-_STRING_MAP = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
+_STRING_MAP = {
+    "type": ["object", "null"],
+    "properties": {},
+    "additionalProperties": {"type": "string"},
+}
 _NUMBER = {"type": ["number", "null"]}
 _STRING = {"type": ["string", "null"]}
 #: Invoice fields that the official client (metronome-sdk 4.12) has and the spec's
@@ -70,7 +74,10 @@ INVOICE_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
             "properties": {
                 "credit_type": {
                     "type": "object",
-                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                    },
                 },
                 "name": {"type": "string"},
                 "total": {"type": "number"},
@@ -89,7 +96,7 @@ LINE_ITEM_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
         "type": ["array", "null"],
         "description": "The line item's breakdown (charges, tiers, credit grants), as "
         "the API returns it.",
-        "items": {"type": "object"},
+        "items": {"type": "object", "properties": {}, "additionalProperties": True},
     },
 }
 
@@ -245,7 +252,7 @@ class Spec:
         extra = node.get("additionalProperties")
         if isinstance(extra, dict) and extra:
             out["additionalProperties"] = self.convert(extra, depth + 1)
-        return out
+        return _open_object(out)
 
 
 def _merge(node: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +265,18 @@ def _merge(node: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
         else:
             merged.setdefault(key, value)
     return merged
+
+
+def _open_object(schema: dict[str, Any]) -> dict[str, Any]:
+    """An open object (a map, free-form JSON): no properties, any others kept.
+
+    The SDK's conformance keeps such an object as it comes; without
+    `properties` it fails on one inside a list.
+    """
+    if "object" in _types(schema) and "properties" not in schema:
+        schema["properties"] = {}
+        schema.setdefault("additionalProperties", True)
+    return schema
 
 
 def _types(schema: dict[str, Any]) -> list[str]:
@@ -452,6 +471,9 @@ def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     }
     schemas["customer_costs"] = costs_schema(spec)
     schemas["invoice_line_items"] = line_items_schema(spec)
+    # An invoice's line items have the client's fields too.
+    lines = schemas["invoices"]["properties"]["line_items"]["items"]["properties"]
+    lines.update(copy.deepcopy(LINE_ITEM_FIELDS_OF_THE_CLIENT))
     return dict(sorted(schemas.items()))
 
 

@@ -33,20 +33,26 @@ class CursorPage:
     next_page: str | None
 
     @classmethod
-    def from_body(cls, body: Any, *, stream: str, request: str) -> CursorPage:
-        """Check the body has the list shape the spec promises."""
+    def from_body(
+        cls, body: Any, *, stream: str, request: str, cursor: str = "next_page"
+    ) -> CursorPage:
+        """Check the body has the list shape the spec promises.
+
+        `next_page` is required; `cursor` (contracts) may be absent, as in the
+        spec's shape, which has no pagination: absent means the last page.
+        """
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("data"), list)
-            or "next_page" not in body
-            or not isinstance(body["next_page"], str | None)
+            or (cursor == "next_page" and cursor not in body)
+            or not isinstance(body.get(cursor), str | None)
         ):
             msg = (
                 f"Stream {stream}: {request} did not answer a list page "
-                "(expected an object with 'data' list and 'next_page')"
+                f"(expected an object with 'data' list and '{cursor}')"
             )
             raise PaginationError(msg)
-        return cls(records=body["data"], next_page=body["next_page"] or None)
+        return cls(records=body["data"], next_page=body.get(cursor) or None)
 
 
 class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
@@ -99,14 +105,16 @@ def iter_pages(
     params: Mapping[str, Any] | None = None,
     body: Mapping[str, Any] | None = None,
     cursor_in: str = "query",
+    cursor: str = "next_page",
     endpoint: str | None = None,
     stop: StopRequest | None = None,
 ) -> Iterator[CursorPage]:
     """Yield every page of a list endpoint, empty pages included, in order.
 
-    `limit` and the cursor (`next_page`) go in the query, or in the JSON body when
-    `cursor_in` is "body". Before each request, `stop` is checked: a signal ends
-    the listing there.
+    `limit` and the cursor (named `cursor`: `next_page`, or `cursor` for
+    contracts, both in the request and the answer) go in the query, or in the
+    JSON body when `cursor_in` is "body". Before each request, `stop` is
+    checked: a signal ends the listing there.
     """
     paginator = MetronomeCursorPaginator(stream)
     while not paginator.finished:
@@ -114,7 +122,7 @@ def iter_pages(
             stop.check()
         paging: dict[str, Any] = {"limit": page_size}
         if paginator.current_value is not None:
-            paging["next_page"] = paginator.current_value
+            paging[cursor] = paginator.current_value
         query = {**(params or {})}
         payload = None if body is None and method == "GET" else {**(body or {})}
         if cursor_in == "body" and payload is not None:
@@ -129,6 +137,8 @@ def iter_pages(
             stream=stream,
             endpoint=endpoint or path,
         )
-        page = CursorPage.from_body(answer, stream=stream, request=f"{method} {path}")
+        page = CursorPage.from_body(
+            answer, stream=stream, request=f"{method} {path}", cursor=cursor
+        )
         yield page
         paginator.advance(page)  # type: ignore[arg-type]

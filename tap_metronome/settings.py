@@ -44,6 +44,7 @@ NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "max_requests_per_second": (False, 0.01, 10_000, 8),
     "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
     "lookback_days": (True, 1, 36_500, 35),
+    "invoices_lookback_days": (True, 0, 36_500, 35),
     "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 
@@ -75,6 +76,7 @@ class Settings:
     include_archived_customers: bool = True
     customer_ids: tuple[str, ...] | None = None
     lookback_days: int = 35
+    invoices_lookback_days: int = 35
     progress_interval_seconds: float = 30
     user_agent: str | None = None
 

@@ -37,7 +37,8 @@ from tap_metronome.settings import (
 )
 from tap_metronome.stopping import StopRequest
 from tap_metronome.streams.base import ParentStream
-from tap_metronome.windows import SYNCED_UNTIL, CostsBookmarks, end_of_today
+from tap_metronome.streams.invoices import REREAD_FROM, InvoiceReads
+from tap_metronome.windows import SYNCED_UNTIL, CustomerBookmarks, end_of_today
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -170,9 +171,9 @@ class TapMetronome(Tap):
             th.ArrayType(th.StringType),
             title="Customer IDs",
             description=(
-                "Restrict the per-customer streams (customer_costs, customer_plans) "
-                "to these Metronome customer ids (uuids, at least one), e.g. one "
-                "shard of an account; default: every listed customer."
+                "Restrict every per-customer stream to these Metronome customer ids "
+                "(uuids, at least one), e.g. one shard of an account; default: "
+                "every listed customer."
             ),
         ),
         th.Property(
@@ -183,6 +184,17 @@ class TapMetronome(Tap):
             description=(
                 "Days before each customer's bookmark that every incremental run "
                 "re-reads, because late usage (up to 34 days) changes pending costs."
+            ),
+        ),
+        th.Property(
+            "invoices_lookback_days",
+            th.IntegerType,
+            default=35,
+            title="Invoices lookback days",
+            description=(
+                "Each incremental run re-reads invoices whose billing period starts "
+                "at least this many days back (and from the oldest draft), so that "
+                "recent voids and corrections are seen."
             ),
         ),
         th.Property(
@@ -373,6 +385,11 @@ class TapMetronome(Tap):
             raise TypeError(msg)
         return stream.listing()
 
+    @functools.cached_property
+    def invoice_reads(self) -> InvoiceReads:
+        """What invoices and invoice_line_items share in this run (one read)."""
+        return InvoiceReads()
+
     def parent_ids(self, parent: str, child: str) -> list[str]:
         """The ids of `parent` (customers or plans) for the per-parent stream `child`.
 
@@ -486,6 +503,12 @@ def _no_constant(name: str) -> Any:
 
 #: Future bookmarks named one by one in the log before the rest are counted.
 NAMED_IN_LOG = 20
+#: Streams with per-customer bookmarks, and their state key.
+CUSTOMER_BOOKMARKS = {
+    "customer_costs": SYNCED_UNTIL,
+    "invoices": REREAD_FROM,
+    "invoice_line_items": REREAD_FROM,
+}
 #: The SDK's own per-stream state keys, which the tap does not read.
 _SDK_STATE_KEYS = ("replication_key", "replication_key_value", "progress_markers")
 
@@ -494,7 +517,8 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
     """The state to start from, or `InputError` naming what is wrong with it.
 
     Only what the tap reads is kept for its own streams: `synced_until` for
-    customer_costs, without bookmarks later than today (no run can have written
+    customer_costs and `reread_from` for the two invoice streams, without
+    bookmarks later than today (no run can have written
     them: the state was edited or corrupted; those customers are re-read from
     `start_date`, which is safe because rows upsert on their key), and nothing for
     the full-table streams. The SDK's markers are dropped, so that a bad or future
@@ -518,12 +542,13 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
         if not isinstance(stream_state, Mapping):
             msg = f"{where} must be an object"
             raise InputError(msg)
-        if name == streams.CustomerCostsStream.name:
-            costs, future = CostsBookmarks.from_state(
-                stream_state, latest=end_of_today()
+        if name in CUSTOMER_BOOKMARKS:
+            key = CUSTOMER_BOOKMARKS[name]
+            bookmarks_read, future = CustomerBookmarks.from_state(
+                stream_state, latest=end_of_today(), stream=name, key=key
             )
-            _warn_future(future, logger)
-            kept[name] = {SYNCED_UNTIL: costs.to_state()}
+            _warn_future(name, future, logger)
+            kept[name] = {key: bookmarks_read.to_state()}
         elif name in streams.STREAM_NAMES:
             kept[name] = {}
         else:
@@ -549,17 +574,21 @@ def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:
         raise InputError(msg)
 
 
-def _warn_future(future: Mapping[str, date], logger: logging.Logger) -> None:
+def _warn_future(
+    stream: str, future: Mapping[str, date], logger: logging.Logger
+) -> None:
     for customer_id, day in list(future.items())[:NAMED_IN_LOG]:
         logger.warning(
-            "state: customer_costs bookmark of customer %s is in the future (%s), "
+            "state: %s bookmark of customer %s is in the future (%s), "
             "which no run can have written; re-reading it from start_date",
+            stream,
             customer_id,
             day,
         )
     if len(future) > NAMED_IN_LOG:
         logger.warning(
-            "state: %d more customer_costs bookmarks are in the future; re-reading "
+            "state: %d more %s bookmarks are in the future; re-reading "
             "those customers from start_date too",
             len(future) - NAMED_IN_LOG,
+            stream,
         )

@@ -83,8 +83,11 @@ def day_windows(start: date, end: date, max_days: int) -> Iterator[Window]:
         cursor = stop
 
 
-class CostsBookmarks:
-    """Per customer, the exclusive end of the costs already written.
+class CustomerBookmarks:
+    """Per customer, one date: where costs end, or where invoices are re-read from.
+
+    For costs, the exclusive end of the costs already written; for invoices, the
+    billing-period start the next run re-reads from.
 
     Stored grouped by date (`{"2026-11-23": [ids...]}`), which is smaller than a
     map of id to date and nearly constant in size once customers are caught up.
@@ -95,8 +98,13 @@ class CostsBookmarks:
 
     @classmethod
     def from_state(
-        cls, stream_state: Mapping[str, Any], *, latest: date
-    ) -> tuple[CostsBookmarks, dict[str, date]]:
+        cls,
+        stream_state: Mapping[str, Any],
+        *,
+        latest: date,
+        stream: str = "customer_costs",
+        key: str = SYNCED_UNTIL,
+    ) -> tuple[CustomerBookmarks, dict[str, date]]:
         """Read bookmarks from the stream's state (absent or empty: none).
 
         Returns the bookmarks and, apart, those later than `latest` (the end of
@@ -104,8 +112,8 @@ class CostsBookmarks:
         edited or corrupted, and those customers are re-read from `start_date`.
         A state of the wrong shape is refused with one line naming the place.
         """
-        where = "state: bookmarks.customer_costs.synced_until"
-        grouped = stream_state.get(SYNCED_UNTIL)
+        where = f"state: bookmarks.{stream}.{key}"
+        grouped = stream_state.get(key)
         if grouped is None:
             grouped = {}
         if not isinstance(grouped, Mapping):

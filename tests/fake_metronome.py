@@ -647,21 +647,25 @@ def _invoice(
 
 
 def _invoices(seed: int, n: int, customer_id: str, today: date) -> list[dict[str, Any]]:
-    """Monthly invoices from 2024 to the current month, which is still a DRAFT.
+    """Monthly invoices of the last one to five months; the current one is a DRAFT.
 
-    Every fifth customer has none; every ninth month's invoice was voided.
+    Every fifth customer has none; every third one's oldest invoice was voided.
     """
     if n % 5 == 3:
         return []
-    period = date(2024, 1 + n % 6, 1)
-    current = _month_start(today)
+    months = 1 + n % 5
+    period = _month_start(today)
+    for _ in range(months - 1):
+        period = _month_start(period - timedelta(days=1))
     out = []
-    k = 0
-    while period <= current:
-        status = "DRAFT" if period == current else "VOID" if k % 9 == 8 else "FINALIZED"
+    for k in range(months):
+        status = "FINALIZED"
+        if k == months - 1:
+            status = "DRAFT"
+        elif k == 0 and n % 3 == 1:
+            status = "VOID"
         out.append(_invoice(seed, n, k, customer_id, period, status))
         period = _next_month(period)
-        k += 1
     return out
 
 
@@ -852,6 +856,8 @@ class Faults:
 #: Objects whose keys are ids or user-chosen names, not field names: a key added
 #: there would be a new credit type or custom field, not a new API field.
 _MAPS = frozenset({"credit_types", "custom_fields"})
+#: Maps of strings by their names' endings (`plan_custom_fields`, `..._group_values`).
+_MAP_SUFFIXES = ("custom_fields", "group_values")
 #: Values Metronome owns and may extend: a new value for each.
 NEW_ENUM_VALUES = {
     "charge_type": "usage_v2",
@@ -869,7 +875,7 @@ def what_metronome_may_add(path: str, body: Any) -> Any:
         if isinstance(node, dict):
             for name, value in node.items():
                 node[name] = grow(value, name)
-            if key not in _MAPS:
+            if key not in _MAPS and not (key or "").endswith(_MAP_SUFFIXES):
                 node["added_in_2027"] = {"nested": [1, "two"], "flag": True}
         elif isinstance(node, list):
             return [grow(value, key) for value in node]
@@ -992,7 +998,7 @@ class FakeMetronomeApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         with self.lock:
-            self.requests.append((request.path, dict(request.args)))
+            self.requests.append((request.path, _request_fields(request)))
         if self.rate_limit is not None and not self._take_token():
             return self._too_many_requests()(environ, start_response)
         if self.latency:
@@ -1343,6 +1349,21 @@ class FakeMetronomeApp:
         if self.tamper is not None:
             return _json_response(self.tamper(request.path, body))
         return _json_response(body)
+
+
+def _request_fields(request: Request) -> dict[str, str]:
+    """Query parameters, and a JSON body's top-level fields as query-like strings."""
+    fields = dict(request.args)
+    if request.method == "POST":
+        try:
+            body = json.loads(request.get_data(cache=True) or b"{}")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            for name, value in body.items():
+                text = json.dumps(value) if not isinstance(value, str) else value
+                fields.setdefault(name, text)
+    return fields
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -21,6 +21,8 @@ import msgspec
 #: The streams and endpoints the tap had before the stream layer was rebuilt.
 OLD_STREAMS = ("customers", "plans", "plan_charges", "customer_costs")
 OLD_ENDPOINTS = ("/v1/customers", "/v1/plans", "/v1/planDetails/")
+#: Per-customer endpoints of streams added later.
+NEW_SUFFIXES = ("/plans", "/invoices")
 GOLDEN = Path(__file__).with_name("golden_four_streams.json")
 _ENCODER = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
@@ -52,7 +54,7 @@ def digest(messages: list[dict[str, Any]], requests: list[tuple[str, dict]]) -> 
         (path, args)
         for path, args in requests
         if path.startswith(OLD_ENDPOINTS)
-        and not (path.startswith("/v1/customers/") and path.endswith("/plans"))
+        and not (path.startswith("/v1/customers/") and path.endswith(NEW_SUFFIXES))
     ]
     return {
         "records": {

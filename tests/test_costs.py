@@ -14,7 +14,7 @@ from tap_metronome.records import cost_rows
 from tap_metronome.settings import parse_settings
 from tap_metronome.streams import STATE_WRITES_PER_SYNC
 from tap_metronome.windows import (
-    CostsBookmarks,
+    CustomerBookmarks,
     Window,
     day_windows,
     end_of_today,
@@ -120,14 +120,14 @@ def test_lookback_and_backfill_start():
 
 
 def test_bookmarks_round_trip_grouped_by_date():
-    bookmarks = CostsBookmarks()
+    bookmarks = CustomerBookmarks()
     bookmarks.advance("b", date(2024, 3, 1))
     bookmarks.advance("a", date(2024, 3, 1))
     bookmarks.advance("c", date(2024, 2, 1))
     bookmarks.advance("c", date(2024, 1, 1))  # never goes back
     state = bookmarks.to_state()
     assert state == {"2024-02-01": ["c"], "2024-03-01": ["a", "b"]}
-    again, future = CostsBookmarks.from_state(
+    again, future = CustomerBookmarks.from_state(
         {"synced_until": state}, latest=date(2024, 3, 1)
     )
     assert again.to_state() == state
@@ -258,7 +258,9 @@ def test_backfill_requests_are_the_windows(full_run):
 def test_state_messages_are_bounded_and_cover_written_records(full_run):
     _, run, _ = full_run
     states = [m for m in run.messages if m["type"] == "STATE"]
-    assert len(states) <= STATE_WRITES_PER_SYNC + 6
+    # costs, invoices and invoice_line_items write bookmarks about 20 times each;
+    # every other stream once.
+    assert len(states) <= 3 * STATE_WRITES_PER_SYNC + 16
     # Every customer named in a STATE message already had all its rows written.
     written: set[str] = set()
     rows_by_customer: dict[str, int] = {}
@@ -310,8 +312,9 @@ def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
     )
     # A daily run: one costs request per customer plus the listings (customers:
     # active and archived; plans, 4 plans' charges, 4 pricing catalog listings),
-    # and one customer plans request per customer.
-    assert server.app.count() == 10 + 2 + 1 + 4 + 4 + 10
+    # and one request per customer for each of customer plans, invoices (shared
+    # by invoice_line_items), contracts and balances.
+    assert server.app.count() == 10 + 2 + 1 + 4 + 4 + 4 * 10
 
     rows = second.records("customer_costs")
     assert {r["start_timestamp"] for r in rows} <= {
@@ -436,7 +439,7 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
         config, tmp_path / "killed", stop=lambda messages: costs_states(messages) >= 5
     )
     last_state = next(m["value"] for m in reversed(partial) if m["type"] == "STATE")
-    done, _ = CostsBookmarks.from_state(
+    done, _ = CustomerBookmarks.from_state(
         last_state["bookmarks"]["customer_costs"], latest=end_of_today()
     )
     assert 0 < len(done) < 40
@@ -482,7 +485,7 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
 @pytest.mark.slow
 def test_state_of_ten_thousand_customers_is_small():
     """The final state's size, measured directly: <= 1.5 MB at 10,000 customers."""
-    bookmarks = CostsBookmarks()
+    bookmarks = CustomerBookmarks()
     for n in range(10_000):
         # Caught-up customers share a day; some lag behind on days of their own.
         day = date(2024, 6, 2) if n % 10 else date(2024, 1, 1) + timedelta(days=n % 150)
@@ -511,8 +514,9 @@ def test_state_messages_grow_linearly_with_customers(fake_api, tmp_path):
             if line.startswith('{"type":"STATE"')
         ]
         final_bytes = len(states[-1].encode())
-        # Costs bookmarks are written about 20 times; other streams add a few.
-        assert len(states) <= STATE_WRITES_PER_SYNC + 10
+        # Costs and both invoice streams write bookmarks about 20 times each;
+        # other streams add one each.
+        assert len(states) <= 3 * STATE_WRITES_PER_SYNC + 16
         assert sum(len(line.encode()) for line in states) <= len(states) * final_bytes
         synced = run.final_state["bookmarks"]["customer_costs"]["synced_until"]
         assert len(synced["2024-06-02"]) == 400

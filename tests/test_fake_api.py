@@ -197,7 +197,7 @@ def test_invoices_parse_and_filter_on_the_billing_period(server, client):
     assert any(line.sub_line_items for i in invoices for line in i.line_items)
     assert any(not found for found in every.values()), "a customer without invoices"
     customer_id = next(c for c, found in every.items() if len(found) > 3)
-    since = "2025-03-01T00:00:00Z"
+    since = data.invoices(customer_id)[2]["start_timestamp"]
     recent = list(
         client.v1.customers.invoices.list(
             customer_id=customer_id, starting_on=since, sort="date_asc", limit=2
@@ -209,6 +209,7 @@ def test_invoices_parse_and_filter_on_the_billing_period(server, client):
         if datetime.fromisoformat(i["start_timestamp"]) >= datetime.fromisoformat(since)
     ]
     assert sorted(_ids(recent)) == sorted(i["id"] for i in expected)
+    assert 0 < len(recent) < len(data.invoices(customer_id))
     assert recent[-1].status == "DRAFT", "date_asc by issued_at puts drafts last"
     with pytest.raises(metronome.NotFoundError):
         list(client.v1.customers.invoices.list(customer_id=UNKNOWN_CUSTOMER))

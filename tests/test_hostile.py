@@ -850,10 +850,10 @@ def test_redaction_survives_text_whose_lower_case_is_longer():
 
 
 def test_customer_ids_in_a_saved_state_are_canonical_too():
-    from tap_metronome.windows import CostsBookmarks
+    from tap_metronome.windows import CustomerBookmarks
 
     raw = "0B6C0F1E-8A2B-4C3D-9E4F-5A6B7C8D9E0F"
-    bookmarks, _ = CostsBookmarks.from_state(
+    bookmarks, _ = CustomerBookmarks.from_state(
         {"synced_until": {"2024-06-08": [raw, "{" + raw.lower() + "}"]}},
         latest=TODAY + timedelta(days=1),
     )

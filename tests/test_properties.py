@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.logs import SafeLines
 from tap_metronome.settings import NUMBERS, SETTING_NAMES, parse_instant, parse_settings
-from tap_metronome.windows import CostsBookmarks
+from tap_metronome.windows import CustomerBookmarks
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 TOKEN = "sk-PROPERTY-TOKEN-31337"
@@ -167,7 +167,7 @@ def test_no_malformed_token_is_echoed(token):
 def test_any_costs_state_is_read_or_refused_naming_the_state(state):
     message = ""
     try:
-        CostsBookmarks.from_state(
+        CustomerBookmarks.from_state(
             {"synced_until": state}, latest=NOW.date() + timedelta(days=1)
         )
     except InputError as exc:

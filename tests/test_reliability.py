@@ -8,7 +8,7 @@ import random
 import pytest
 
 from tap_metronome.streams import STREAM_TYPES
-from tap_metronome.windows import CostsBookmarks, end_of_today
+from tap_metronome.windows import CustomerBookmarks, end_of_today
 from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import (
     FAULTS,
@@ -99,7 +99,7 @@ def test_faults_beyond_retries_fail_clearly_and_keep_state_valid(
     assert "/costs (stream customer_costs)" in last
     assert_clean_stdout(run)
     state = run.final_state
-    bookmarks, _ = CostsBookmarks.from_state(
+    bookmarks, _ = CustomerBookmarks.from_state(
         state["bookmarks"]["customer_costs"], latest=end_of_today()
     )
     # All 5 complete customers: the bookmarks are written on the way out too.

@@ -149,6 +149,9 @@ def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
         ("/v1/customers/{customer_id}/costs", 200),
         ("/v1/customers/{customer_id}/costs", 400),  # an unsupported customer
         ("/v1/customers/{customer_id}/plans", 200),
+        ("/v1/customers/{customer_id}/invoices", 200),
+        ("/v2/contracts/list", 200),
+        ("/v1/contracts/customerBalances/list", 200),
         ("/v1/credit-types/list", 200),
         ("/v1/billable-metrics", 200),
         ("/v1/contract-pricing/products/list", 200),
@@ -172,7 +175,12 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
         tap_config(server, start_date="2024-01-01"), tmp_path, args=("--test",)
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    kinds = {"/costs": "costs", "/charges": "charges", "/plans": "customer plans"}
+    kinds = {
+        "/costs": "costs",
+        "/charges": "charges",
+        "/plans": "customer plans",
+        "/invoices": "invoices",
+    }
     by_path = Counter(
         next(
             (
@@ -186,11 +194,15 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
     )
     # customer_costs: one customers page + one costs request; plan_charges: one
     # plans page + one charges request; customers and plans reuse those pages;
-    # one page of each account-wide listing.
+    # one page of each account-wide listing; invoices and invoice_line_items
+    # each read one customer (a dry run keeps nothing for the other stream).
     assert by_path == {
         "/v1/customers": 1,
         "costs": 1,
         "customer plans": 1,
+        "invoices": 2,
+        "/v2/contracts/list": 1,
+        "/v1/contracts/customerBalances/list": 1,
         "/v1/plans": 1,
         "charges": 1,
         "/v1/credit-types/list": 1,

@@ -130,8 +130,9 @@ def test_request_count_is_the_minimum(synced):
     # customers: 3 pages + 1 empty page (active), 1 page (archived);
     # plans: 1 page; charges: 1 page per plan; costs: one 7-day window per customer;
     # credit types, billable metrics, products, rate cards: 1 page each;
-    # customer plans: one page per customer.
-    assert requests == 4 + 1 + 1 + 7 + 270 + 4 + 270
+    # customer plans, invoices (one read for invoices and invoice_line_items),
+    # contracts and balances: one page per customer.
+    assert requests == 4 + 1 + 1 + 7 + 270 + 4 + 4 * 270
 
 
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
@@ -161,6 +162,8 @@ def test_activate_version_messages_for_full_table_streams(fake_api, tmp_path):
     assert activated == {
         "customers",
         "customer_plans",
+        "contracts",
+        "balances",
         "plans",
         "plan_charges",
         "credit_types",

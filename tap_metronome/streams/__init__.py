@@ -4,14 +4,18 @@
 |---|---|
 | `customers` | customers, customer_plans (per customer) |
 | `costs` | customer_costs (per customer, incremental) |
+| `invoices` | invoices, invoice_line_items (per customer, incremental, one read for both) |
+| `contracts` | contracts, balances (per customer) |
 | `pricing` | plans, plan_charges (per plan), credit_types, billable_metrics, products, rate_cards |
 """
 
 from __future__ import annotations
 
 from tap_metronome.streams.base import MetronomeStream, schema_dir
+from tap_metronome.streams.contracts import BalancesStream, ContractsStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC, CustomerCostsStream
 from tap_metronome.streams.customers import CustomerPlansStream, CustomersStream
+from tap_metronome.streams.invoices import InvoiceLineItemsStream, InvoicesStream
 from tap_metronome.streams.pricing import (
     BillableMetricsStream,
     CreditTypesStream,
@@ -27,6 +31,10 @@ STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
     CustomersStream,
     CustomerCostsStream,
     CustomerPlansStream,
+    InvoicesStream,
+    InvoiceLineItemsStream,
+    ContractsStream,
+    BalancesStream,
     PlansStream,
     PlanChargesStream,
     CreditTypesStream,

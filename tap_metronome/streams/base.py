@@ -54,6 +54,8 @@ class MetronomeStream(Stream):
     method: ClassVar[Literal["GET", "POST"]] = "GET"
     #: Where the cursor (`next_page`) and `limit` go: the query or the JSON body.
     cursor_in: ClassVar[Literal["query", "body"]] = "query"
+    #: What the cursor is called, in the request and in the answer.
+    cursor_name: ClassVar[Literal["next_page", "cursor"]] = "next_page"
     #: The largest `limit` the endpoint accepts.
     max_page_size: ClassVar[int] = 100
 
@@ -86,6 +88,7 @@ class MetronomeStream(Stream):
             params=params,
             body=body,
             cursor_in=self.cursor_in,
+            cursor=self.cursor_name,
             endpoint=self.path,
             stop=self._tap.stop,
         ):
@@ -224,6 +227,8 @@ class ListStream(MetronomeStream):
     params: ClassVar[Mapping[str, Any]] = {}
     body: ClassVar[Mapping[str, Any] | None] = None
     parent: ClassVar[Literal["customers", "plans"] | None] = None
+    #: Where the parent's id goes: the path (`{customer_id}`) or the JSON body.
+    parent_in: ClassVar[Literal["path", "body"]] = "path"
     #: Statuses for which one parent is skipped (WARNING, counted), not the run.
     skip_statuses: ClassVar[frozenset[int]] = SKIPPABLE_STATUSES
 
@@ -239,7 +244,12 @@ class ListStream(MetronomeStream):
             skippable=self.skip_statuses,
         )
         rows = 0
+        # A key with the parent's id can only repeat within that parent's listing:
+        # then the keys seen are forgotten between parents, so memory stays flat.
+        per_parent = PARENT_KEYS[self.parent] in (self.primary_keys or ())
         for _, items in partitions.fetch(self.items_of):
+            if per_parent:
+                self.keys_seen.clear()
             rows += len(items)
             yield from items
             partitions.done(rows)
@@ -249,7 +259,10 @@ class ListStream(MetronomeStream):
         """All items of one parent, each carrying the parent's id (a worker thread)."""
         key = PARENT_KEYS[self.parent or ""]
         path = self.path.replace("{" + key + "}", quote(parent_id, safe=""))
+        body = self.body
+        if self.parent_in == "body":
+            body = {**(body or {}), key: parent_id}
         return [
             {key: parent_id, **item}
-            for item in self.list_items(path, self.params, self.body)
+            for item in self.list_items(path, self.params, body)
         ]

@@ -24,7 +24,7 @@ from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.partitions import Partitions
 from tap_metronome.windows import (
     SYNCED_UNTIL,
-    CostsBookmarks,
+    CustomerBookmarks,
     Window,
     day_windows,
     end_of_today,
@@ -56,7 +56,7 @@ STATE_WRITES_PER_SYNC = 20
 class CustomerCostsStream(MetronomeStream):
     """Daily costs per customer and credit type, incremental with a lookback.
 
-    Bookmarks are per customer (see `CostsBookmarks`) and written a bounded number
+    Bookmarks are per customer (see `CustomerBookmarks`) and written a bounded number
     of times per sync, so an interrupted backfill resumes where it stopped and a
     new customer is backfilled from `start_date`.
     """
@@ -124,9 +124,9 @@ class CustomerCostsStream(MetronomeStream):
             result.windows.append((window, items))
         return result
 
-    def read_bookmarks(self) -> CostsBookmarks:
+    def read_bookmarks(self) -> CustomerBookmarks:
         """This stream's bookmarks (future ones were dropped when the state was read)."""
-        bookmarks, _ = CostsBookmarks.from_state(
+        bookmarks, _ = CustomerBookmarks.from_state(
             self.stream_state, latest=end_of_today()
         )
         return bookmarks
@@ -205,7 +205,9 @@ class CustomerCostsStream(MetronomeStream):
             f"{duplicates} duplicate rows skipped",
         )
 
-    def write_bookmarks(self, bookmarks: CostsBookmarks, *, flush: bool = True) -> None:
+    def write_bookmarks(
+        self, bookmarks: CustomerBookmarks, *, flush: bool = True
+    ) -> None:
         """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
 
         Only called between customers, after their rows were written, so no STATE

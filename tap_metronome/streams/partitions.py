@@ -174,8 +174,10 @@ class Partitions(Generic[R]):
         *,
         noun: str,
         skippable: frozenset[int] = SKIPPABLE_STATUSES,
+        on_skip: Callable[[str, MetronomeAPIError], None] | None = None,
     ) -> None:
         self.stream = stream
+        self.on_skip = on_skip
         self.skippable_statuses = skippable
         self.tap = stream._tap
         # A dry run (`--test`) reads one partition: one request per stream.
@@ -228,6 +230,8 @@ class Partitions(Generic[R]):
 
     def skip(self, parent_id: str, error: MetronomeAPIError) -> None:
         """Log and count a partition that answered a skippable status."""
+        if self.on_skip is not None:
+            self.on_skip(parent_id, error)
         self.skipped += 1
         self.finished += 1
         self.stream.logger.warning(

@@ -1,0 +1,407 @@
+"""Invoices and their line items: per customer, incremental, one read for both.
+
+Why this module goes its own way: line items have no endpoint of their own; they
+are in the invoices' responses. The SDK syncs one stream at a time (by name:
+`invoice_line_items`, then `invoices`), and a stream can emit only its own
+records. So the first of the two selected streams reads each customer's invoices
+and, when the other is selected too, keeps them in a temporary file (`Spill`)
+for it: one request per customer (and page) for both streams, and memory that
+does not grow with the account.
+
+Bookmarks: per customer, `reread_from` is the earliest billing-period start that
+can still change: the oldest DRAFT's, and at least `invoices_lookback_days`
+before the run, so that recent voids and corrections are seen. The next run asks
+for billing periods starting on or after it (`starting_on`). Each stream keeps
+its own bookmarks, written only after its records: if a run stops between the
+two streams, the next run reads from the earlier of the two and the first
+stream re-emits a few rows, which its primary key makes harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+import msgspec
+from singer_sdk import Stream
+
+from tap_metronome.client import MetronomeAPIError
+from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.streams.base import MetronomeStream
+from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
+from tap_metronome.streams.partitions import Partitions
+from tap_metronome.windows import CustomerBookmarks, end_of_today, rfc3339
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+#: The state key of both streams' bookmarks: {date: [customer ids]}.
+REREAD_FROM = "reread_from"
+#: 400 (a customer the endpoint does not serve) or 404 (deleted since the listing).
+INVOICES_SKIPPABLE = frozenset({400, 404})
+INVOICES_PATH = "/v1/customers/{customer_id}/invoices"
+
+#: Line item fields that tell one line item of an invoice from another (not its
+#: amounts, which change while the invoice is a draft).
+IDENTITY_FIELDS = (
+    "type",
+    "name",
+    "product_id",
+    "starting_at",
+    "ending_before",
+    "commit_id",
+    "commit_segment_id",
+    "scheduled_charge_id",
+    "subscription_id",
+    "professional_service_id",
+    "discount_id",
+    "group_key",
+    "group_value",
+    "presentation_group_values",
+    "pricing_group_values",
+    "tier",
+)
+_IDENTITY_ENCODER = msgspec.json.Encoder(order="sorted", decimal_format="number")
+_SPILL_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_SPILL_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def line_item_keys(lines: list[dict[str, Any]]) -> list[str]:
+    """A key per line item, stable across runs: a hash of its identity fields.
+
+    The credit type's and the applied commit's or credit's ids count too. Line
+    items identical in all of these (the same charge twice) get `#2`, `#3`... in
+    the order the API lists them.
+    """
+    seen: Counter[str] = Counter()
+    keys = []
+    for line in lines:
+        identity = {name: line.get(name) for name in IDENTITY_FIELDS}
+        for nested in ("credit_type", "applied_commit_or_credit"):
+            value = line.get(nested)
+            identity[f"{nested}.id"] = (
+                value.get("id") if isinstance(value, dict) else None
+            )
+        digest = hashlib.sha256(_IDENTITY_ENCODER.encode(identity)).hexdigest()[:32]
+        seen[digest] += 1
+        keys.append(digest if seen[digest] == 1 else f"{digest}#{seen[digest]}")
+    return keys
+
+
+def _period_start(invoice: dict[str, Any], where: str) -> datetime:
+    """The invoice's billing-period start: the replication key and the API's filter."""
+    value = invoice.get("start_timestamp")
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        start = datetime.fromisoformat(value)
+        if start.tzinfo is None:
+            raise ValueError(value)
+    except ValueError:
+        msg = (
+            f"{where} returned invoice {one_line(invoice.get('id'), 40)} without a "
+            f"start_timestamp date-time (got {one_line(value, 40)})"
+        )
+        raise ResponseError(msg) from None
+    return start.astimezone(UTC)
+
+
+@dataclass
+class CustomerInvoices:
+    """One customer's invoices as read, checked enough to key and bookmark them."""
+
+    customer_id: str
+    since: date
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+
+    def reread_from(self, *, lookback_days: int, today: date) -> date:
+        """Where the next run starts: the oldest draft, at least the lookback."""
+        earliest = today - timedelta(days=lookback_days)
+        for invoice in self.invoices:
+            if invoice.get("status") == "DRAFT":
+                earliest = min(earliest, invoice["_start"].date())
+        return earliest
+
+
+class Spill:
+    """Customers' invoices kept on disk for the second of the two streams."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-metronome-")  # noqa: SIM115 - closed by close()
+        self._where: dict[str, tuple[int, int, date]] = {}
+        self._skipped: dict[str, MetronomeAPIError] = {}
+        self._lock = threading.Lock()  # workers take while the stream thread puts
+
+    def put_skip(self, customer_id: str, error: MetronomeAPIError) -> None:
+        """Remember a customer the first stream skipped (400/404): so is the second."""
+        with self._lock:
+            self._skipped[customer_id] = error
+
+    def put(self, read: CustomerInvoices) -> None:
+        """Keep one customer's invoices (read from `read.since`)."""
+        blob = _SPILL_ENCODER.encode([_public(i) for i in read.invoices])
+        with self._lock:
+            offset = self._file.seek(0, 2)
+            self._file.write(blob)
+            self._where[read.customer_id] = (offset, len(blob), read.since)
+
+    def take(self, customer_id: str, since: date) -> list[dict[str, Any]] | None:
+        """The customer's invoices if they were read from `since` or earlier.
+
+        Raises the error a skipped customer answered, without a request.
+        """
+        with self._lock:
+            skipped = self._skipped.pop(customer_id, None)
+            if skipped is not None:
+                raise skipped
+            where = self._where.pop(customer_id, None)
+            if where is None or where[2] > since:
+                return None
+            offset, length, _ = where
+            self._file.seek(offset)
+            blob = self._file.read(length)
+        invoices: list[dict[str, Any]] = _SPILL_DECODER.decode(blob)
+        return invoices
+
+    def close(self) -> None:
+        """Delete the file."""
+        self._where.clear()
+        self._file.close()
+
+
+def _public(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The invoice as the API sent it (without the tap's `_start`)."""
+    return {k: v for k, v in invoice.items() if k != "_start"}
+
+
+class InvoiceReads:
+    """What the two streams share in one run: who read first, and the spill."""
+
+    def __init__(self) -> None:
+        self.spill: Spill | None = None
+        self.finished: set[str] = set()
+
+    def close(self) -> None:
+        """Free the spill once both streams are done."""
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
+
+
+class InvoiceFamilyStream(MetronomeStream):
+    """What `invoices` and `invoice_line_items` share: reads, bookmarks, fan-out."""
+
+    path = INVOICES_PATH
+    is_sorted = False
+    #: This stream writes its own STATE messages (`STATE_WRITES_PER_SYNC` per sync).
+    STATE_MSG_FREQUENCY = 10**15
+    #: The other stream of the pair.
+    sibling: ClassVar[str] = ""
+    #: Invoices skipped because the API listed them a second time.
+    repeats_skipped = 0
+
+    def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
+        """The records one customer's invoices make (each stream says how)."""
+        raise NotImplementedError
+
+    def bookmarks_of(self, stream: Stream) -> CustomerBookmarks:
+        """`stream`'s bookmarks (a bookmark past today was a corrupted state: dropped)."""
+        bookmarks, _ = CustomerBookmarks.from_state(
+            stream.stream_state,
+            latest=end_of_today(),
+            stream=stream.name,
+            key=REREAD_FROM,
+        )
+        return bookmarks
+
+    def fetch(self, customer_id: str, since: date) -> CustomerInvoices:
+        """One customer's invoices of billing periods from `since` (a worker thread)."""
+        path = INVOICES_PATH.replace("{customer_id}", quote(customer_id, safe=""))
+        where = f"Stream {self.name}: GET {path}"
+        read = CustomerInvoices(customer_id, since)
+        params = {"starting_on": rfc3339(since), "sort": "date_asc"}
+        for invoice in self.list_items(path, params):
+            invoice["_start"] = _period_start(invoice, where)
+            lines = invoice.get("line_items")
+            if not isinstance(lines, list) or not all(
+                isinstance(x, dict) for x in lines
+            ):
+                msg = (
+                    f"{where} returned invoice {one_line(invoice.get('id'), 40)} whose "
+                    "line_items is not a list of objects"
+                )
+                raise ResponseError(msg)
+            read.invoices.append(invoice)
+        return read
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Each customer's rows, then its bookmark; STATE a bounded number of times."""
+        settings = self._tap.require_settings()
+        today = datetime.now(UTC).date()
+        start = settings.costs_start()
+        configured = settings.customer_ids
+        customer_ids = list(configured or ()) or self._tap.parent_ids(
+            "customers", self.name
+        )
+        bookmarks = self.bookmarks_of(self)
+        if not configured and not self.dry_run:
+            bookmarks.keep_only(customer_ids)  # customers no longer listed
+        shared = self._tap.invoice_reads
+        sibling = self._tap.streams[self.sibling]
+        # The sibling still to run reads from this run's reads, if it can.
+        tee = (
+            sibling.selected
+            and self.sibling not in shared.finished
+            and not self.dry_run
+        )
+        spill = shared.spill
+        sibling_bookmarks = self.bookmarks_of(sibling) if tee else None
+        since: dict[str, date] = {}
+        for customer_id in customer_ids:
+            own = max(start, bookmarks.get(customer_id) or start)
+            other = (
+                max(start, sibling_bookmarks.get(customer_id) or start)
+                if sibling_bookmarks is not None
+                else own
+            )
+            since[customer_id] = min(own, other)
+
+        def read(customer_id: str) -> CustomerInvoices:
+            if spill is not None:
+                kept = spill.take(customer_id, since[customer_id])
+                if kept is not None:
+                    where = f"Stream {self.name}: GET {self.path}"
+                    for invoice in kept:
+                        invoice["_start"] = _period_start(invoice, where)
+                    return CustomerInvoices(customer_id, since[customer_id], kept)
+            return self.fetch(customer_id, since[customer_id])
+
+        if tee and shared.spill is None:
+            shared.spill = Spill()
+        partitions: Partitions[CustomerInvoices] = Partitions(
+            self,
+            customer_ids,
+            noun="customer",
+            skippable=INVOICES_SKIPPABLE,
+            on_skip=shared.spill.put_skip if tee and shared.spill else None,
+        )
+        flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
+        rows = 0
+        results = partitions.fetch(read)
+        try:
+            for _, result in results:
+                if tee and shared.spill is not None:
+                    shared.spill.put(result)
+                for row in self.rows(result):
+                    rows += 1
+                    yield row
+                bookmarks.advance(
+                    result.customer_id,
+                    result.reread_from(
+                        lookback_days=settings.invoices_lookback_days, today=today
+                    ),
+                )
+                partitions.done(rows)
+                if partitions.finished % flush_every == 0:
+                    self.write_bookmarks(bookmarks)
+        except BaseException as exc:
+            if not (self.dry_run and isinstance(exc, GeneratorExit)):
+                self._tap.client.cancel()
+            results.close()
+            with contextlib.suppress(Exception):
+                self.write_bookmarks(bookmarks)
+            raise
+        finally:
+            shared.finished.add(self.name)
+            if not tee:
+                shared.close()
+        self.write_bookmarks(bookmarks, flush=False)
+        partitions.summary(
+            f"{rows} records", f"{self.repeats_skipped} repeated invoices skipped"
+        )
+
+    def write_bookmarks(
+        self, bookmarks: CustomerBookmarks, *, flush: bool = True
+    ) -> None:
+        """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
+
+        Called between customers only, after their rows were written. Not in a
+        dry run, which reads one customer and would forget the others.
+        """
+        if self.dry_run:
+            return
+        self.stream_state[REREAD_FROM] = bookmarks.to_state()
+        if flush:
+            self._tap.state_writer.write_state(self.tap_state)
+
+
+class InvoicesStream(InvoiceFamilyStream):
+    """Every customer's invoices (DRAFT, FINALIZED, VOID), incremental per customer."""
+
+    name = "invoices"
+    sibling = "invoice_line_items"
+    primary_keys: ClassVar[list[str]] = ["id"]
+    replication_key = "start_timestamp"
+
+    def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
+        """The invoices as the API lists them."""
+        for invoice in read.invoices:
+            yield _public(invoice)
+
+
+class InvoiceLineItemsStream(InvoiceFamilyStream):
+    """One row per line item of every invoice, keyed by the tap (see `line_item_keys`)."""
+
+    name = "invoice_line_items"
+    sibling = "invoices"
+    primary_keys: ClassVar[list[str]] = ["invoice_id", "line_item_key"]
+    replication_key = "invoice_start_timestamp"
+
+    @functools.cached_property
+    def invoices_seen(self) -> set[str]:
+        """Invoice ids whose line items were emitted in this run."""
+        return set()
+
+    def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
+        """Each invoice's line items with the invoice, customer and key added.
+
+        Keys are unique within an invoice by construction, so the keys seen are
+        kept per invoice, and an invoice listed a second time (an API fault) is
+        skipped with a WARNING: memory grows with invoices, not line items.
+        """
+        for invoice in read.invoices:
+            invoice_id = str(invoice.get("id"))
+            if invoice_id in self.invoices_seen:
+                self.repeats_skipped += 1
+                self.logger.warning(
+                    "Stream %s: skipped the line items of invoice %s, listed a "
+                    "second time (customer %s)",
+                    self.name,
+                    invoice_id,
+                    read.customer_id,
+                )
+                continue
+            self.invoices_seen.add(invoice_id)
+            self.keys_seen.clear()
+            lines = invoice["line_items"]
+            for key, line in zip(line_item_keys(lines), lines, strict=True):
+                yield {
+                    "invoice_id": invoice.get("id"),
+                    "line_item_key": key,
+                    "customer_id": read.customer_id,
+                    "invoice_start_timestamp": invoice["start_timestamp"],
+                    **line,
+                }
+
+
+__all__ = ["InvoiceLineItemsStream", "InvoiceReads", "InvoicesStream"]
