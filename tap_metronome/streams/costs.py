@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -91,6 +91,29 @@ class CustomerCostsStream(MetronomeStream):
         # A dry run lists one page of customers: not a reason to forget the others.
         return self._tap.parent_ids("customers", self.name), not self.dry_run
 
+    def settled_customers(self, bookmarks: CustomerBookmarks) -> set[str]:
+        """Customers archived before their bookmark minus `lookback_days`.
+
+        Their costs can no longer change (no usage after archiving, and the late
+        usage before it is already read), so they cost no request.
+        """
+        lookback = timedelta(days=self._tap.require_settings().lookback_days)
+        settled = set()
+        for customer in self._tap.listings.items("customers", requested_by=self.name):
+            bookmark = bookmarks.get(customer["id"])
+            archived_at = customer.get("archived_at")
+            if bookmark is None or not isinstance(archived_at, str):
+                continue
+            try:
+                archived = datetime.fromisoformat(archived_at)
+            except ValueError:
+                continue  # not a date-time: read as usual
+            if archived.tzinfo is not None and (
+                archived.astimezone(UTC).date() < bookmark - lookback
+            ):
+                settled.add(customer["id"])
+        return settled
+
     def windows_from(self, since: date | None) -> list[Window]:
         """The day windows this run reads for a customer with bookmark `since`."""
         start = start_for(
@@ -145,6 +168,8 @@ class CustomerCostsStream(MetronomeStream):
                     "customer_costs: forgot the bookmarks of %d customers no longer listed",
                     dropped,
                 )
+        settled = self.settled_customers(bookmarks) if complete_listing else set()
+        customer_ids = [cid for cid in customer_ids if cid not in settled]
         # Read on this thread, before workers start; workers only fetch.
         windows = {cid: self.windows_from(bookmarks.get(cid)) for cid in customer_ids}
         partitions: Partitions[CustomerCosts] = Partitions(
@@ -200,6 +225,7 @@ class CustomerCostsStream(MetronomeStream):
             raise
         self.write_bookmarks(bookmarks, flush=False)
         partitions.summary(
+            f"{len(settled)} archived customers not re-read",
             f"{rows} cost rows",
             f"{idle_days} idle days without costs",
             f"{duplicates} duplicate rows skipped",
