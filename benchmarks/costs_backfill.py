@@ -65,6 +65,7 @@ class Result:
     records: int
     state_bytes: int
     exit_code: int
+    final_state_bytes: int = 0
 
     def line(self) -> str:
         return (
@@ -73,7 +74,7 @@ class Result:
             f"wall={self.wall:7.1f}s floor={self.floor:7.1f}s wall/floor={self.wall / self.floor if self.floor else float('nan'):5.2f} "
             f"req/s={self.requests / self.wall:6.1f} peakRSS={self.peak_rss_mb:6.1f}MB "
             f"records={self.records:>8} rec/CPU-s={self.records / self.cpu if self.cpu else 0:8.0f} "
-            f"STATE={self.state_bytes:>9}B"
+            f"STATE={self.state_bytes:>9}B finalSTATE={self.final_state_bytes:>8}B"
         )
 
 
@@ -117,6 +118,9 @@ def bench(
     costs_only: bool = False,
 ) -> Result:
     data = FakeData.generate(customers=customers, archived=0, plans=0)
+    for customer_id in data.all_customer_ids():  # drawn now, not while serving
+        data.invoices(customer_id)
+        data.balances(customer_id)
     app = FakeMetronomeApp(
         data, latency=latency, rate_limit=rate_limit, empty_page_every=0
     )
@@ -150,7 +154,7 @@ def bench(
             if costs_only:
                 command += ["--catalog", str(costs_only_catalog(command, Path(tmp)))]
         code, wall, rss, cpu = run_process(command, out)
-        records = state_bytes = 0
+        records = state_bytes = final_state_bytes = 0
         with out.open("rb") as lines:
             for line in lines:
                 if bare or line.startswith(
@@ -159,6 +163,7 @@ def bench(
                     records += 1
                 elif line.startswith(b'{"type":"STATE"'):
                     state_bytes += len(line)
+                    final_state_bytes = len(line)
         requests = app.count()
     floor = max(
         requests / max_rps,
@@ -182,6 +187,7 @@ def bench(
         records,
         state_bytes,
         code,
+        final_state_bytes,
     )
 
 

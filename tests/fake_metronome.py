@@ -238,8 +238,14 @@ class FakeData:
                     )
                 )
 
+    def is_archived(self, customer_id: str) -> bool:
+        """Whether the customer is archived (listed with only_archived)."""
+        customer = self.customer(customer_id)
+        return customer is not None and customer in self.archived_customers
+
     def revise_costs(self, since: date) -> None:
-        """Change the pending costs of every customer from `since` on."""
+        """Change the pending costs of every active customer from `since` on (late
+        usage; an archived customer has no usage)."""
         self.revision += 1
         self.revised_from = since
 
@@ -265,7 +271,9 @@ class FakeData:
             return cached
         revision = (
             self.revision
-            if self.revised_from is not None and day >= self.revised_from
+            if self.revised_from is not None
+            and day >= self.revised_from
+            and not self.is_archived(customer_id)
             else 0
         )
         return _costs_item(

@@ -327,7 +327,7 @@ def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
     }
     expected = {
         (cid, item["start_timestamp"]): item
-        for cid in active  # the fake revises archived customers' costs too
+        for cid in active  # archived customers' costs are not re-read
         for item in data.costs(cid, end - timedelta(days=LOOKBACK), end)
         if item["credit_types"]
     }

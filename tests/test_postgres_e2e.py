@@ -26,7 +26,33 @@ KEYS = {
     "plans": "id",
     "plan_charges": "plan_id, id",
     "customer_costs": "customer_id, start_timestamp, credit_type_id",
+    "invoices": "id",
+    "invoice_line_items": "invoice_id, line_item_key",
+    "contracts": "id",
+    "balances": "id",
 }
+#: The streams of issue 12, per customer (checked in the first test only).
+BILLING = ("invoices", "invoice_line_items", "contracts", "balances")
+
+
+def billing_counts(data: FakeData) -> dict[str, int]:
+    customers = data.all_customer_ids()
+    return {
+        "invoices": sum(len(data.invoices(c)) for c in customers),
+        "invoice_line_items": sum(
+            len(i["line_items"]) for c in customers for i in data.invoices(c)
+        ),
+        "contracts": sum(len(data.contracts(c)) for c in customers),
+        "balances": sum(len(data.balances(c)) for c in customers),
+    }
+
+
+def invoices_total(data: FakeData) -> Decimal:
+    return sum(
+        (i["total"] for c in data.all_customer_ids() for i in data.invoices(c)),
+        Decimal(0),
+    )
+
 
 FIRST_DAY = "SELECT min(start_timestamp)::text FROM {}.customer_costs"
 
@@ -105,7 +131,11 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         "plans": 4,
         "plan_charges": sum(len(c) for c in data.charges.values()),
         "customer_costs": len(expected),
+        **billing_counts(data),
     }
+    assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
+        invoices_total(data)
+    )
     primary_keys = {
         row[0]
         for row in sql(
@@ -135,9 +165,14 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
     # In a database running in UTC (the README's advice), UTC midnight stays midnight.
     assert sql(postgres, FIRST_DAY.format("metronome")) == [(f"{START} 00:00:00",)]
 
-    # Late usage changes the last 10 days, and a plan is removed at the source.
+    # Late usage changes the last 10 days, a plan is removed at the source, and
+    # the month closes: drafts are finalized with new totals, new drafts open.
     data.revise_costs(since=END - timedelta(days=10))
     removed = data.plans.pop()["id"]
+    drafts = sql(
+        postgres, "SELECT count(*) FROM metronome.invoices WHERE status = 'DRAFT'"
+    )
+    data.close_month()
     second = meltano_run(server, postgres, meltano_project, "metronome", **versions)
     assert second.returncode == 0, second.stderr[-4000:]
     expected = expected_cost_rows(data)
@@ -158,6 +193,26 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
     assert live_rows(postgres, "metronome", "plan_charges") == sum(
         len(data.charges[plan["id"]]) for plan in data.plans
     )
+    # Invoices and line items: updated in place by key, no duplicate, exact.
+    for table in ("invoices", "invoice_line_items"):
+        assert live_rows(postgres, "metronome", table) == billing_counts(data)[table]
+        duplicates = sql(
+            postgres,
+            f"SELECT count(*) FROM (SELECT {KEYS[table]} FROM metronome.{table} "
+            f"GROUP BY {KEYS[table]} HAVING count(*) > 1) d",
+        )[0][0]
+        assert duplicates == 0, table
+    assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
+        invoices_total(data)
+    )
+    assert (
+        sql(postgres, "SELECT count(*) FROM metronome.invoices WHERE status = 'DRAFT'")
+        == drafts
+    )
+    (line_total,) = sql(
+        postgres, "SELECT sum(total) FROM metronome.invoice_line_items"
+    )[0]
+    assert line_total == invoices_total(data)
 
 
 def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
@@ -177,7 +232,8 @@ def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
         TARGET_POSTGRES_VALIDATE_RECORDS="true",
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    assert {table: live_rows(postgres, "flat", table) for table in KEYS} == {
+    old_four = [table for table in KEYS if table not in BILLING]
+    assert {table: live_rows(postgres, "flat", table) for table in old_four} == {
         "customers": 10,
         "plans": 2,
         "plan_charges": sum(len(c) for c in data.charges.values()),
