@@ -77,7 +77,8 @@ class TapMetronome(Tap):
             required=True,
             title="Start date",
             description=(
-                "First day of costs to sync: YYYY-MM-DD or an RFC 3339 date-time "
+                "First day of costs and invoice billing periods to sync: YYYY-MM-DD "
+                "or an RFC 3339 date-time "
                 "(UTC when it has no offset), from 1970-01-01."
             ),
         ),

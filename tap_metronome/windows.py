@@ -95,6 +95,7 @@ class CustomerBookmarks:
 
     def __init__(self, synced_until: Mapping[str, date] | None = None) -> None:
         self._until: dict[str, date] = dict(synced_until or {})
+        self._days: dict[date, date] = {}
 
     @classmethod
     def from_state(
@@ -156,7 +157,8 @@ class CustomerBookmarks:
         """Record that costs before `end` are written; bookmarks never go back."""
         current = self._until.get(customer_id)
         if current is None or end > current:
-            self._until[customer_id] = end
+            # One date object per distinct day, however many customers share it.
+            self._until[customer_id] = self._days.setdefault(end, end)
 
     def keep_only(self, customer_ids: Iterable[str]) -> int:
         """Forget customers no longer listed; return how many were dropped."""

@@ -99,19 +99,19 @@ class CustomerCostsStream(MetronomeStream):
         """
         lookback = timedelta(days=self._tap.require_settings().lookback_days)
         settled = set()
-        for customer in self._tap.listings.items("customers", requested_by=self.name):
-            bookmark = bookmarks.get(customer["id"])
-            archived_at = customer.get("archived_at")
-            if bookmark is None or not isinstance(archived_at, str):
+        archived = self._tap.listings.archived_at("customers", requested_by=self.name)
+        for customer_id, archived_at in archived.items():
+            bookmark = bookmarks.get(customer_id)
+            if bookmark is None:
                 continue
             try:
-                archived = datetime.fromisoformat(archived_at)
+                moment = datetime.fromisoformat(archived_at)
             except ValueError:
                 continue  # not a date-time: read as usual
-            if archived.tzinfo is not None and (
-                archived.astimezone(UTC).date() < bookmark - lookback
+            if moment.tzinfo is not None and (
+                moment.astimezone(UTC).date() < bookmark - lookback
             ):
-                settled.add(customer["id"])
+                settled.add(customer_id)
         return settled
 
     def windows_from(self, since: date | None) -> list[Window]:
@@ -170,14 +170,17 @@ class CustomerCostsStream(MetronomeStream):
                 )
         settled = self.settled_customers(bookmarks) if complete_listing else set()
         customer_ids = [cid for cid in customer_ids if cid not in settled]
-        # Read on this thread, before workers start; workers only fetch.
-        windows = {cid: self.windows_from(bookmarks.get(cid)) for cid in customer_ids}
+        # Bookmarks are read on this thread, before workers start; workers only
+        # fetch (and work out a customer's windows, a pure function of its bookmark).
+        since = {cid: bookmarks.get(cid) for cid in customer_ids}
         partitions: Partitions[CustomerCosts] = Partitions(
             self, customer_ids, noun="customer", skippable=COSTS_SKIPPABLE
         )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
         idle_days = rows = duplicates = 0
-        results = partitions.fetch(lambda cid: self.fetch_customer(cid, windows[cid]))
+        results = partitions.fetch(
+            lambda cid: self.fetch_customer(cid, self.windows_from(since[cid]))
+        )
         try:
             for _, result in results:
                 # Records of a window are written before its bookmark moves.

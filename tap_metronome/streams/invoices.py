@@ -368,8 +368,8 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
     replication_key = "invoice_start_timestamp"
 
     @functools.cached_property
-    def invoices_seen(self) -> set[str]:
-        """Invoice ids whose line items were emitted in this run."""
+    def invoices_seen(self) -> set[bytes]:
+        """Digests of the invoice ids whose line items were emitted in this run."""
         return set()
 
     def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
@@ -381,7 +381,10 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
         """
         for invoice in read.invoices:
             invoice_id = str(invoice.get("id"))
-            if invoice_id in self.invoices_seen:
+            seen = hashlib.blake2b(
+                msgspec.json.encode(invoice_id), digest_size=16
+            ).digest()
+            if seen in self.invoices_seen:
                 self.repeats_skipped += 1
                 self.logger.warning(
                     "Stream %s: skipped the line items of invoice %s, listed a "
@@ -391,7 +394,7 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
                     read.customer_id,
                 )
                 continue
-            self.invoices_seen.add(invoice_id)
+            self.invoices_seen.add(seen)
             self.keys_seen.clear()
             lines = invoice["line_items"]
             for key, line in zip(line_item_keys(lines), lines, strict=True):
