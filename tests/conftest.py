@@ -155,6 +155,19 @@ def fake_api() -> Iterator[Any]:
         server.stop()
 
 
+def catalog_selecting(
+    config: dict[str, Any], run_dir: Path, selected: set[str]
+) -> dict[str, Any]:
+    """The tap's own catalog (`--discover`) with only `selected` streams selected."""
+    discovered = run_tap(config, run_dir, args=("--discover",))
+    catalog: dict[str, Any] = json.loads(discovered.stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in selected
+    return catalog
+
+
 def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
     """A valid config pointing at a fake server (a short costs range by default)."""
     return {

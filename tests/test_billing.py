@@ -8,7 +8,6 @@ no duplicate downstream.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,21 +16,10 @@ from typing import Any
 import pytest
 
 from tap_metronome.streams.invoices import line_item_keys
-from tests.conftest import run_tap, tap_config
+from tests.conftest import catalog_selecting, run_tap, tap_config
 from tests.fake_metronome import INVOICE_AMOUNTS, FakeData
 
 BILLING = ("invoices", "invoice_line_items", "contracts", "balances")
-
-
-def catalog_of(run_dir, config, streams) -> dict[str, Any]:
-    """The tap's catalog with only `streams` selected."""
-    found = run_tap(config, run_dir, args=("--discover",))
-    catalog = json.loads(found.stdout)
-    for entry in catalog["streams"]:
-        for metadata in entry["metadata"]:
-            if metadata["breadcrumb"] == []:
-                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
-    return catalog
 
 
 def expected_line_items(data: FakeData, customer_ids) -> list[dict[str, Any]]:
@@ -71,7 +59,7 @@ def billing(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("billing")
     with FakeMetronomeServer(FakeMetronomeApp(data)) as server:
         config = tap_config(server, page_size=3, start_date="2024-01-01")
-        catalog = catalog_of(run_dir, config, {"customers", *BILLING})
+        catalog = catalog_selecting(config, run_dir, {"customers", *BILLING})
         server.app.reset_requests()
         run = run_tap(config, run_dir, catalog=catalog)
         requests = list(server.app.requests)
@@ -188,7 +176,7 @@ def test_drafts_finalized_at_month_end_arrive_final_without_duplicates(
     config = tap_config(server, start_date="2024-01-01")
     run_dir = tmp_path / "1"
     run_dir.mkdir()
-    catalog = catalog_of(run_dir, config, {"invoices", "invoice_line_items"})
+    catalog = catalog_selecting(config, run_dir, {"invoices", "invoice_line_items"})
     server.app.reset_requests()
     first = run_tap(config, run_dir, catalog=catalog)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -247,7 +235,7 @@ def test_line_items_alone_read_invoices_themselves(fake_api, tmp_path):
     data = FakeData.generate(customers=5, archived=0)
     server = fake_api(data)
     config = tap_config(server, start_date="2024-01-01")
-    catalog = catalog_of(tmp_path, config, {"invoice_line_items"})
+    catalog = catalog_selecting(config, tmp_path, {"invoice_line_items"})
     server.app.reset_requests()
     run = run_tap(config, tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -107,6 +107,16 @@ def meltano_run(
     )
 
 
+def duplicate_keys(uri: str, table: str) -> int:
+    """Primary keys held by more than one row of `metronome.<table>`."""
+    key = KEYS[table]
+    return sql(
+        uri,
+        f"SELECT count(*) FROM (SELECT {key} FROM metronome.{table} "
+        f"GROUP BY {key} HAVING count(*) > 1) d",
+    )[0][0]
+
+
 def live_rows(uri: str, schema: str, table: str) -> int:
     return sql(
         uri, f"SELECT count(*) FROM {schema}.{table} WHERE _sdc_deleted_at IS NULL"
@@ -145,13 +155,8 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         )
     }
     assert primary_keys >= set(KEYS)
-    for table, key in KEYS.items():
-        duplicates = sql(
-            postgres,
-            f"SELECT count(*) FROM (SELECT {key} FROM metronome.{table} "
-            f"GROUP BY {key} HAVING count(*) > 1) d",
-        )[0][0]
-        assert duplicates == 0, table
+    for table in KEYS:
+        assert duplicate_keys(postgres, table) == 0, table
     (cost_type,) = sql(
         postgres,
         "SELECT data_type FROM information_schema.columns WHERE table_schema = "
@@ -196,12 +201,7 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
     # Invoices and line items: updated in place by key, no duplicate, exact.
     for table in ("invoices", "invoice_line_items"):
         assert live_rows(postgres, "metronome", table) == billing_counts(data)[table]
-        duplicates = sql(
-            postgres,
-            f"SELECT count(*) FROM (SELECT {KEYS[table]} FROM metronome.{table} "
-            f"GROUP BY {KEYS[table]} HAVING count(*) > 1) d",
-        )[0][0]
-        assert duplicates == 0, table
+        assert duplicate_keys(postgres, table) == 0, table
     assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
         invoices_total(data)
     )

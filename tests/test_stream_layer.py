@@ -12,24 +12,10 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO, clean_env, run_tap, tap_config
+from tests.conftest import REPO, catalog_selecting, clean_env, run_tap, tap_config
 from tests.fake_metronome import FakeData
 
 METRIC = re.compile(r"METRIC: (\{.*\})$")
-
-
-def catalog_selecting(server, tmp_path, selected: set[str]) -> dict:
-    """The tap's own catalog with only `selected` streams selected."""
-    (tmp_path / "discover").mkdir()
-    discovered = run_tap(
-        tap_config(server), tmp_path / "discover", args=("--discover",)
-    )
-    catalog = json.loads(discovered.stdout)
-    for entry in catalog["streams"]:
-        for metadata in entry["metadata"]:
-            if metadata["breadcrumb"] == []:
-                metadata["metadata"]["selected"] = entry["tap_stream_id"] in selected
-    return catalog
 
 
 @pytest.mark.parametrize(
@@ -47,7 +33,7 @@ def test_any_subset_of_streams_lists_each_parent_at_most_once(
 ):
     data = FakeData.generate(customers=20, archived=3, plans=3)
     server = fake_api(data, empty_page_every=0)
-    catalog = catalog_selecting(server, tmp_path, selected)
+    catalog = catalog_selecting(tap_config(server), tmp_path, selected)
     server.app.reset_requests()
     run = run_tap(tap_config(server), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -236,7 +222,7 @@ def test_parent_listing_requests_are_counted_when_only_a_child_is_selected(
     fake_api, tmp_path
 ):
     server = fake_api(FakeData.generate(customers=5, archived=1, plans=1))
-    catalog = catalog_selecting(server, tmp_path, {"customer_costs"})
+    catalog = catalog_selecting(tap_config(server), tmp_path, {"customer_costs"})
     server.app.reset_requests()
     run = run_tap(tap_config(server), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -272,7 +258,9 @@ def test_customer_ids_is_the_shard_of_every_per_customer_stream(fake_api, tmp_pa
     data = FakeData.generate(customers=12, archived=2, plans=3)
     server = fake_api(data)
     shard = [data.customers[3]["id"], data.archived_customers[0]["id"]]
-    catalog = catalog_selecting(server, tmp_path, {"customer_plans", "customer_costs"})
+    catalog = catalog_selecting(
+        tap_config(server), tmp_path, {"customer_plans", "customer_costs"}
+    )
     server.app.reset_requests()
     run = run_tap(tap_config(server, customer_ids=shard), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -8,7 +8,6 @@ the API's items (`records.cost_rows`).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +20,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_metronome.client import MetronomeAPIError
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
-from tap_metronome.streams.partitions import Partitions
+from tap_metronome.streams.partitions import Partitions, cancel_on_error
 from tap_metronome.windows import (
     SYNCED_UNTIL,
     CustomerBookmarks,
@@ -181,7 +180,15 @@ class CustomerCostsStream(MetronomeStream):
         results = partitions.fetch(
             lambda cid: self.fetch_customer(cid, self.windows_from(since[cid]))
         )
-        try:
+        # Stopping for any reason (a signal, an API error, a bad item): the
+        # bookmarks cover exactly the windows whose rows were yielded, so they
+        # are saved; the next run resumes after them.
+        with cancel_on_error(
+            results,
+            self._tap.client,
+            dry_run=self.dry_run,
+            on_stop=lambda: self.write_bookmarks(bookmarks),
+        ):
             for _, result in results:
                 # Records of a window are written before its bookmark moves.
                 where = f"Stream customer_costs: GET /v1/customers/{result.customer_id}/costs"
@@ -214,18 +221,6 @@ class CustomerCostsStream(MetronomeStream):
                     partitions.done(rows)
                 if partitions.finished % flush_every == 0:
                     self.write_bookmarks(bookmarks)
-        except BaseException as exc:
-            # Stopping for any reason (a signal, an API error, a bad item): the
-            # bookmarks cover exactly the windows whose rows were yielded, so
-            # they are saved; the next run resumes after them. Workers still
-            # fetching are cancelled first, unless the SDK merely stopped reading
-            # at a dry run's record limit, when they may finish.
-            if not (self.dry_run and isinstance(exc, GeneratorExit)):
-                self._tap.client.cancel()
-            results.close()
-            with contextlib.suppress(Exception):
-                self.write_bookmarks(bookmarks)
-            raise
         self.write_bookmarks(bookmarks, flush=False)
         partitions.summary(
             f"{len(settled)} archived customers not re-read",

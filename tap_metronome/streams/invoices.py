@@ -19,7 +19,6 @@ stream re-emits a few rows, which its primary key makes harmless.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import tempfile
@@ -39,7 +38,7 @@ from tap_metronome.client import MetronomeAPIError
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
-from tap_metronome.streams.partitions import Partitions
+from tap_metronome.streams.partitions import Partitions, cancel_on_error
 from tap_metronome.windows import CustomerBookmarks, end_of_today, rfc3339
 
 if TYPE_CHECKING:
@@ -299,28 +298,27 @@ class InvoiceFamilyStream(MetronomeStream):
         rows = 0
         results = partitions.fetch(read)
         try:
-            for _, result in results:
-                if tee and shared.spill is not None:
-                    shared.spill.put(result)
-                for row in self.rows(result):
-                    rows += 1
-                    yield row
-                bookmarks.advance(
-                    result.customer_id,
-                    result.reread_from(
-                        lookback_days=settings.invoices_lookback_days, today=today
-                    ),
-                )
-                partitions.done(rows)
-                if partitions.finished % flush_every == 0:
-                    self.write_bookmarks(bookmarks)
-        except BaseException as exc:
-            if not (self.dry_run and isinstance(exc, GeneratorExit)):
-                self._tap.client.cancel()
-            results.close()
-            with contextlib.suppress(Exception):
-                self.write_bookmarks(bookmarks)
-            raise
+            with cancel_on_error(
+                results,
+                self._tap.client,
+                dry_run=self.dry_run,
+                on_stop=lambda: self.write_bookmarks(bookmarks),
+            ):
+                for _, result in results:
+                    if tee and shared.spill is not None:
+                        shared.spill.put(result)
+                    for row in self.rows(result):
+                        rows += 1
+                        yield row
+                    bookmarks.advance(
+                        result.customer_id,
+                        result.reread_from(
+                            lookback_days=settings.invoices_lookback_days, today=today
+                        ),
+                    )
+                    partitions.done(rows)
+                    if partitions.finished % flush_every == 0:
+                        self.write_bookmarks(bookmarks)
         finally:
             shared.finished.add(self.name)
             if not tee:

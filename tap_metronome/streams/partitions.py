@@ -86,9 +86,16 @@ def fan_out(
 
 @contextlib.contextmanager
 def cancel_on_error(
-    results: Generator[Any, None, None], client: MetronomeClient, *, dry_run: bool
+    results: Generator[Any, None, None],
+    client: MetronomeClient,
+    *,
+    dry_run: bool,
+    on_stop: Callable[[], None] | None = None,
 ) -> Iterator[None]:
     """Cancel in-flight fetches of a fan-out when its consumer fails.
+
+    `on_stop` then saves what is done (bookmarks covering exactly the rows
+    already yielded); its own failure does not hide the first error.
 
     Without this, closing the fan-out waits for every running worker to finish
     its whole partition (retries included) before the error is reported. Only
@@ -103,6 +110,9 @@ def cancel_on_error(
         if not (dry_run and isinstance(exc, GeneratorExit)):
             client.cancel()
         results.close()
+        if on_stop is not None:
+            with contextlib.suppress(Exception):
+                on_stop()
         raise
 
 
