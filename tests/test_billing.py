@@ -266,3 +266,45 @@ def test_line_item_keys_depend_on_identity_not_amounts():
     assert line_item_keys([more_usage]) == [key]
     assert line_item_keys([other_region]) != [key]
     assert line_item_keys([line, line]) == [key, f"{key}#2"]
+
+
+def test_a_kill_between_the_two_invoice_streams_loses_nothing(fake_api, tmp_path):
+    """Killed while `invoices` emits (after `invoice_line_items` finished and saved
+    its bookmarks): the next run, from the last STATE, fills every gap."""
+    from tests.conftest import run_until_killed
+
+    data = FakeData.generate(customers=30, archived=2)
+    server = fake_api(data)
+    config = tap_config(server, start_date="2024-01-01", max_concurrency=1)
+    (tmp_path / "1").mkdir()
+    partial = run_until_killed(
+        config,
+        tmp_path / "1",
+        lambda ms: sum(m.get("stream") == "invoices" for m in ms) == 5,
+    )
+    states = [m["value"] for m in partial if m["type"] == "STATE"]
+    assert "reread_from" in states[-1]["bookmarks"]["invoice_line_items"]
+    (tmp_path / "2").mkdir()
+    resumed = run_tap(config, tmp_path / "2", state=states[-1])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    union = {
+        stream: {
+            **by_key([m["record"] for m in partial if m.get("stream") == stream
+                      and m["type"] == "RECORD"], *keys),
+            **by_key(resumed.records(stream), *keys),
+        }
+        for stream, keys in (
+            ("invoices", ("id",)),
+            ("invoice_line_items", ("invoice_id", "line_item_key")),
+        )
+    }  # fmt: skip
+    customers = data.all_customer_ids()
+    assert union["invoices"] == by_key(
+        [i for c in customers for i in data.invoices(c)], "id"
+    )
+    assert union["invoice_line_items"] == by_key(
+        expected_line_items(data, customers), "invoice_id", "line_item_key"
+    )
+    for stream in ("invoices", "invoice_line_items"):
+        bookmarks = resumed.final_state["bookmarks"][stream]["reread_from"]
+        assert sorted(c for ids in bookmarks.values() for c in ids) == sorted(customers)
