@@ -160,6 +160,13 @@ class CustomerBookmarks:
             # One date object per distinct day, however many customers share it.
             self._until[customer_id] = self._days.setdefault(end, end)
 
+    def set(self, customer_id: str, day: date) -> None:
+        """Put the customer's bookmark at `day`, earlier or later than before.
+
+        For invoices: where the next run re-reads from, which may move back.
+        """
+        self._until[customer_id] = self._days.setdefault(day, day)
+
     def keep_only(self, customer_ids: Iterable[str]) -> int:
         """Forget customers no longer listed; return how many were dropped."""
         keep = set(customer_ids)

@@ -308,3 +308,23 @@ def test_a_kill_between_the_two_invoice_streams_loses_nothing(fake_api, tmp_path
     for stream in ("invoices", "invoice_line_items"):
         bookmarks = resumed.final_state["bookmarks"][stream]["reread_from"]
         assert sorted(c for ids in bookmarks.values() for c in ids) == sorted(customers)
+
+
+def test_a_raised_invoices_lookback_widens_the_next_run_at_once(fake_api, tmp_path):
+    data = FakeData.generate(customers=4, archived=0)
+    server = fake_api(data)
+    config = tap_config(server, start_date="2024-01-01")
+    catalog = catalog_selecting(config, tmp_path, {"invoices"})
+    first = run_tap(config, tmp_path, catalog=catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    server.app.reset_requests()
+    wider = {**config, "invoices_lookback_days": 90}
+    second = run_tap(wider, tmp_path, catalog=catalog, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    since = (datetime.now(UTC).date() - timedelta(days=90)).isoformat()
+    starts = {
+        a["starting_on"] for p, a in server.app.requests if p.endswith("/invoices")
+    }
+    assert starts == {f"{since}T00:00:00Z"}
+    bookmarks = second.final_state["bookmarks"]["invoices"]["reread_from"]
+    assert set(bookmarks) == {since}

@@ -60,6 +60,8 @@ class MetronomeStream(Stream):
     cursor_name: ClassVar[Literal["next_page", "cursor"]] = "next_page"
     #: The largest `limit` the endpoint accepts.
     max_page_size: ClassVar[int] = 100
+    #: Items skipped in this run because the API listed them a second time.
+    repeats_skipped = 0
 
     @property
     def page_size(self) -> int:
@@ -141,6 +143,7 @@ class MetronomeStream(Stream):
         if key:
             digest = hashlib.blake2b(msgspec.json.encode(key), digest_size=16).digest()
             if digest in self.keys_seen:
+                self.repeats_skipped += 1
                 self.logger.warning(
                     "Stream %s: skipped an item that %s %s listed twice (primary key %s)",
                     self.name,
@@ -260,7 +263,9 @@ class ListStream(MetronomeStream):
             rows += len(items)
             yield from items
             partitions.done(rows)
-        partitions.summary(f"{rows} records")
+        partitions.summary(
+            f"{rows} records", f"{self.repeats_skipped} repeated items skipped"
+        )
 
     def items_of(self, parent_id: str) -> list[dict[str, Any]]:
         """All items of one parent, each carrying the parent's id (a worker thread)."""

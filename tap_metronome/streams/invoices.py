@@ -206,8 +206,6 @@ class InvoiceFamilyStream(MetronomeStream):
     STATE_MSG_FREQUENCY = 10**15
     #: The other stream of the pair.
     sibling: ClassVar[str] = ""
-    #: Invoices skipped because the API listed them a second time.
-    repeats_skipped = 0
 
     def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
         """The records one customer's invoices make (each stream says how)."""
@@ -265,11 +263,20 @@ class InvoiceFamilyStream(MetronomeStream):
         )
         spill = shared.spill
         sibling_bookmarks = self.bookmarks_of(sibling) if tee else None
+        # A bookmark is where the last run said to re-read from; a lookback raised
+        # since then moves it back at once.
+        lookback_start = today - timedelta(days=settings.invoices_lookback_days)
+
+        def start_of(bookmark: date | None) -> date:
+            if bookmark is None:
+                return start
+            return max(start, min(bookmark, lookback_start))
+
         since: dict[str, date] = {}
         for customer_id in customer_ids:
-            own = max(start, bookmarks.get(customer_id) or start)
+            own = start_of(bookmarks.get(customer_id))
             other = (
-                max(start, sibling_bookmarks.get(customer_id) or start)
+                start_of(sibling_bookmarks.get(customer_id))
                 if sibling_bookmarks is not None
                 else own
             )
@@ -310,7 +317,7 @@ class InvoiceFamilyStream(MetronomeStream):
                     for row in self.rows(result):
                         rows += 1
                         yield row
-                    bookmarks.advance(
+                    bookmarks.set(
                         result.customer_id,
                         result.reread_from(
                             lookback_days=settings.invoices_lookback_days, today=today
@@ -325,7 +332,7 @@ class InvoiceFamilyStream(MetronomeStream):
                 shared.close()
         self.write_bookmarks(bookmarks, flush=False)
         partitions.summary(
-            f"{rows} records", f"{self.repeats_skipped} repeated invoices skipped"
+            f"{rows} records", f"{self.repeats_skipped} repeated items skipped"
         )
 
     def write_bookmarks(
@@ -397,11 +404,11 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
             lines = invoice["line_items"]
             for key, line in zip(line_item_keys(lines), lines, strict=True):
                 yield {
+                    **line,  # the tap's fields last: the API's cannot replace keys
                     "invoice_id": invoice.get("id"),
                     "line_item_key": key,
                     "customer_id": read.customer_id,
                     "invoice_start_timestamp": invoice["start_timestamp"],
-                    **line,
                 }
 
 
