@@ -27,6 +27,7 @@ from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.pagination import iter_pages
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
+from tap_metronome.windows import CustomerBookmarks, end_of_today
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -165,6 +166,46 @@ class MetronomeStream(Stream):
         """
         if self.child_streams:
             yield from super().generate_child_contexts(record, context)
+
+    #: The state key of a per-customer stream's bookmarks (`CustomerBookmarks`).
+    bookmark_key: ClassVar[str] = ""
+
+    def customer_ids(self) -> tuple[list[str], bool]:
+        """The customers to sync, and whether they are the whole listing."""
+        configured = self._tap.require_settings().customer_ids
+        if configured:
+            return list(configured), False
+        # A dry run lists one page of customers: not a reason to forget the others.
+        return self._tap.parent_ids("customers", self.name), not self.dry_run
+
+    def read_bookmarks(self) -> CustomerBookmarks:
+        """This stream's per-customer bookmarks.
+
+        Future ones were dropped when the state was read: no run can have written them.
+        """
+        bookmarks, _ = CustomerBookmarks.from_state(
+            self.stream_state,
+            latest=end_of_today(),
+            stream=self.name,
+            key=self.bookmark_key,
+        )
+        return bookmarks
+
+    def write_bookmarks(
+        self, bookmarks: CustomerBookmarks, *, flush: bool = True
+    ) -> None:
+        """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
+
+        Only called between customers, after their rows were written, so no STATE
+        message covers records not yet out. Not in a dry run (`--test`): it
+        starts without the state (the SDK does not pass it) and reads a page, so
+        its bookmarks would forget every other customer.
+        """
+        if self.dry_run:
+            return
+        self.stream_state[self.bookmark_key] = bookmarks.to_state()
+        if flush:
+            self._tap.state_writer.write_state(self.tap_state)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The stream's records; its HTTP request counts are written at its end."""

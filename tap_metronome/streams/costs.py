@@ -26,7 +26,6 @@ from tap_metronome.windows import (
     CustomerBookmarks,
     Window,
     day_windows,
-    end_of_today,
     start_for,
 )
 
@@ -69,6 +68,7 @@ class CustomerCostsStream(MetronomeStream):
     replication_key = "end_timestamp"
     is_sorted = False
     path = "/v1/customers/{customer_id}/costs"
+    bookmark_key = SYNCED_UNTIL
     #: This stream writes its own STATE messages (see `STATE_WRITES_PER_SYNC`).
     STATE_MSG_FREQUENCY = 10**15
     #: Rows are built and type-checked field by field by `records.cost_rows`, so
@@ -81,14 +81,6 @@ class CustomerCostsStream(MetronomeStream):
     ) -> dict[str, Any] | None:
         """Rows were checked by `cost_rows` already."""
         return row
-
-    def customer_ids(self) -> tuple[list[str], bool]:
-        """The customers to sync, and whether they are the whole listing."""
-        configured = self._tap.require_settings().customer_ids
-        if configured:
-            return list(configured), False
-        # A dry run lists one page of customers: not a reason to forget the others.
-        return self._tap.parent_ids("customers", self.name), not self.dry_run
 
     def settled_customers(self, bookmarks: CustomerBookmarks) -> set[str]:
         """Customers archived before their bookmark minus `lookback_days`.
@@ -145,13 +137,6 @@ class CustomerCostsStream(MetronomeStream):
                 break
             result.windows.append((window, items))
         return result
-
-    def read_bookmarks(self) -> CustomerBookmarks:
-        """This stream's bookmarks (future ones were dropped when the state was read)."""
-        bookmarks, _ = CustomerBookmarks.from_state(
-            self.stream_state, latest=end_of_today()
-        )
-        return bookmarks
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield cost rows customer by customer, advancing each bookmark per window."""
@@ -228,19 +213,3 @@ class CustomerCostsStream(MetronomeStream):
             f"{idle_days} idle days without costs",
             f"{duplicates} duplicate rows skipped",
         )
-
-    def write_bookmarks(
-        self, bookmarks: CustomerBookmarks, *, flush: bool = True
-    ) -> None:
-        """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
-
-        Only called between customers, after their rows were written, so no STATE
-        message covers a window whose records are not yet out.
-        """
-        if self.dry_run:
-            # `--test` starts without the state (the SDK does not pass it) and
-            # reads a page: its bookmarks would forget every other customer.
-            return
-        self.stream_state[SYNCED_UNTIL] = bookmarks.to_state()
-        if flush:
-            self._tap.state_writer.write_state(self.tap_state)

@@ -32,14 +32,13 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import msgspec
-from singer_sdk import Stream
 
 from tap_metronome.client import MetronomeAPIError
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
 from tap_metronome.streams.partitions import Partitions, cancel_on_error
-from tap_metronome.windows import CustomerBookmarks, end_of_today, rfc3339
+from tap_metronome.windows import rfc3339
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -128,7 +127,8 @@ class CustomerInvoices:
         earliest = today - timedelta(days=lookback_days)
         for invoice in self.invoices:
             if invoice.get("status") == "DRAFT":
-                earliest = min(earliest, invoice["_start"].date())
+                start = _period_start(invoice, "a kept invoice").date()
+                earliest = min(earliest, start)
         return earliest
 
 
@@ -148,7 +148,7 @@ class Spill:
 
     def put(self, read: CustomerInvoices) -> None:
         """Keep one customer's invoices (read from `read.since`)."""
-        blob = _SPILL_ENCODER.encode([_public(i) for i in read.invoices])
+        blob = _SPILL_ENCODER.encode(read.invoices)
         with self._lock:
             offset = self._file.seek(0, 2)
             self._file.write(blob)
@@ -178,11 +178,6 @@ class Spill:
         self._file.close()
 
 
-def _public(invoice: dict[str, Any]) -> dict[str, Any]:
-    """The invoice as the API sent it (without the tap's `_start`)."""
-    return {k: v for k, v in invoice.items() if k != "_start"}
-
-
 class InvoiceReads:
     """What the two streams share in one run: who read first, and the spill."""
 
@@ -201,6 +196,7 @@ class InvoiceFamilyStream(MetronomeStream):
     """What `invoices` and `invoice_line_items` share: reads, bookmarks, fan-out."""
 
     path = INVOICES_PATH
+    bookmark_key = REREAD_FROM
     is_sorted = False
     #: This stream writes its own STATE messages (`STATE_WRITES_PER_SYNC` per sync).
     STATE_MSG_FREQUENCY = 10**15
@@ -211,16 +207,6 @@ class InvoiceFamilyStream(MetronomeStream):
         """The records one customer's invoices make (each stream says how)."""
         raise NotImplementedError
 
-    def bookmarks_of(self, stream: Stream) -> CustomerBookmarks:
-        """`stream`'s bookmarks (a bookmark past today was a corrupted state: dropped)."""
-        bookmarks, _ = CustomerBookmarks.from_state(
-            stream.stream_state,
-            latest=end_of_today(),
-            stream=stream.name,
-            key=REREAD_FROM,
-        )
-        return bookmarks
-
     def fetch(self, customer_id: str, since: date) -> CustomerInvoices:
         """One customer's invoices of billing periods from `since` (a worker thread)."""
         path = INVOICES_PATH.replace("{customer_id}", quote(customer_id, safe=""))
@@ -228,7 +214,7 @@ class InvoiceFamilyStream(MetronomeStream):
         read = CustomerInvoices(customer_id, since)
         params = {"starting_on": rfc3339(since), "sort": "date_asc"}
         for invoice in self.list_items(path, params):
-            invoice["_start"] = _period_start(invoice, where)
+            _period_start(invoice, where)  # checked now: the bookmark needs it
             lines = invoice.get("line_items")
             if not isinstance(lines, list) or not all(
                 isinstance(x, dict) for x in lines
@@ -246,15 +232,13 @@ class InvoiceFamilyStream(MetronomeStream):
         settings = self._tap.require_settings()
         today = datetime.now(UTC).date()
         start = settings.costs_start()
-        configured = settings.customer_ids
-        customer_ids = list(configured or ()) or self._tap.parent_ids(
-            "customers", self.name
-        )
-        bookmarks = self.bookmarks_of(self)
-        if not configured and not self.dry_run:
+        customer_ids, complete_listing = self.customer_ids()
+        bookmarks = self.read_bookmarks()
+        if complete_listing:
             bookmarks.keep_only(customer_ids)  # customers no longer listed
         shared = self._tap.invoice_reads
         sibling = self._tap.streams[self.sibling]
+        assert isinstance(sibling, InvoiceFamilyStream)  # noqa: S101 - the pair's own name
         # The sibling still to run reads from this run's reads, if it can.
         tee = (
             sibling.selected
@@ -262,7 +246,7 @@ class InvoiceFamilyStream(MetronomeStream):
             and not self.dry_run
         )
         spill = shared.spill
-        sibling_bookmarks = self.bookmarks_of(sibling) if tee else None
+        sibling_bookmarks = sibling.read_bookmarks() if tee else None
         # A bookmark is where the last run said to re-read from; a lookback raised
         # since then moves it back at once.
         lookback_start = today - timedelta(days=settings.invoices_lookback_days)
@@ -285,10 +269,7 @@ class InvoiceFamilyStream(MetronomeStream):
         def read(customer_id: str) -> CustomerInvoices:
             if spill is not None:
                 kept = spill.take(customer_id, since[customer_id])
-                if kept is not None:
-                    where = f"Stream {self.name}: GET {self.path}"
-                    for invoice in kept:
-                        invoice["_start"] = _period_start(invoice, where)
+                if kept is not None:  # checked when the first stream read them
                     return CustomerInvoices(customer_id, since[customer_id], kept)
             return self.fetch(customer_id, since[customer_id])
 
@@ -335,20 +316,6 @@ class InvoiceFamilyStream(MetronomeStream):
             f"{rows} records", f"{self.repeats_skipped} repeated items skipped"
         )
 
-    def write_bookmarks(
-        self, bookmarks: CustomerBookmarks, *, flush: bool = True
-    ) -> None:
-        """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
-
-        Called between customers only, after their rows were written. Not in a
-        dry run, which reads one customer and would forget the others.
-        """
-        if self.dry_run:
-            return
-        self.stream_state[REREAD_FROM] = bookmarks.to_state()
-        if flush:
-            self._tap.state_writer.write_state(self.tap_state)
-
 
 class InvoicesStream(InvoiceFamilyStream):
     """Every customer's invoices (DRAFT, FINALIZED, VOID), incremental per customer."""
@@ -360,8 +327,7 @@ class InvoicesStream(InvoiceFamilyStream):
 
     def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
         """The invoices as the API lists them."""
-        for invoice in read.invoices:
-            yield _public(invoice)
+        yield from read.invoices
 
 
 class InvoiceLineItemsStream(InvoiceFamilyStream):
