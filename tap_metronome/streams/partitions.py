@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -58,22 +59,30 @@ def fan_out(
 
     source = iter(items)
     pending: dict[Future[R], T] = {}
+    # Finished futures arrive on a queue (cheaper than `wait()` re-arming a
+    # waiter on every pending future for each result).
+    finished: queue.SimpleQueue[Future[R]] = queue.SimpleQueue()
     executor = ThreadPoolExecutor(
         max_workers=max_workers, thread_name_prefix="metronome"
     )
+
+    def submit(item: T) -> None:
+        future = executor.submit(work, item)
+        pending[future] = item
+        future.add_done_callback(finished.put)
+
     try:
         for item in source:
-            pending[executor.submit(work, item)] = item
+            submit(item)
             if len(pending) >= 2 * max_workers:
                 break
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = pending.pop(future)
-                yield item, future.result()
-                for next_item in source:
-                    pending[executor.submit(work, next_item)] = next_item
-                    break
+            future = finished.get()
+            item = pending.pop(future)
+            yield item, future.result()
+            for next_item in source:
+                submit(next_item)
+                break
     except GeneratorExit:
         raise
     except BaseException:
