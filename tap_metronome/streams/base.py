@@ -12,7 +12,6 @@ cache (`listings.Listings`) whatever the order streams run in.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.resources
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.abc import Traversable
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
-import msgspec
 from jsonschema import Draft202012Validator
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.pagination import iter_pages
+from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
 from tap_metronome.windows import CustomerBookmarks, end_of_today
 
@@ -109,13 +108,9 @@ class MetronomeStream(Stream):
                 return
 
     @functools.cached_property
-    def keys_seen(self) -> set[bytes]:
-        """Digests of the primary keys emitted: the API must not list an item twice.
-
-        16-byte BLAKE2b digests rather than the keys: a third of the memory at
-        tens of thousands of keys, and a collision is out of reach.
-        """
-        return set()
+    def keys_seen(self) -> SeenKeys:
+        """The primary keys emitted: the API must not list an item twice."""
+        return SeenKeys()
 
     @functools.cached_property
     def record_validator(self) -> Draft202012Validator:
@@ -141,19 +136,16 @@ class MetronomeStream(Stream):
             )
             raise ResponseError(msg)
         key = tuple(str(row.get(name)) for name in self.primary_keys or [])
-        if key:
-            digest = hashlib.blake2b(msgspec.json.encode(key), digest_size=16).digest()
-            if digest in self.keys_seen:
-                self.repeats_skipped += 1
-                self.logger.warning(
-                    "Stream %s: skipped an item that %s %s listed twice (primary key %s)",
-                    self.name,
-                    self.method,
-                    self.path,
-                    ", ".join(key),
-                )
-                return None
-            self.keys_seen.add(digest)
+        if key and not self.keys_seen.add(key):
+            self.repeats_skipped += 1
+            self.logger.warning(
+                "Stream %s: skipped an item that %s %s listed twice (primary key %s)",
+                self.name,
+                self.method,
+                self.path,
+                ", ".join(key),
+            )
+            return None
         return row
 
     def generate_child_contexts(

@@ -35,6 +35,7 @@ import msgspec
 
 from tap_metronome.client import MetronomeAPIError
 from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
 from tap_metronome.streams.partitions import Partitions, cancel_on_error
@@ -339,9 +340,9 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
     replication_key = "invoice_start_timestamp"
 
     @functools.cached_property
-    def invoices_seen(self) -> set[bytes]:
-        """Digests of the invoice ids whose line items were emitted in this run."""
-        return set()
+    def invoices_seen(self) -> SeenKeys:
+        """The invoice ids whose line items were emitted in this run."""
+        return SeenKeys()
 
     def rows(self, read: CustomerInvoices) -> Iterator[dict[str, Any]]:
         """Each invoice's line items with the invoice, customer and key added.
@@ -352,10 +353,7 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
         """
         for invoice in read.invoices:
             invoice_id = str(invoice.get("id"))
-            seen = hashlib.blake2b(
-                msgspec.json.encode(invoice_id), digest_size=16
-            ).digest()
-            if seen in self.invoices_seen:
+            if not self.invoices_seen.add(invoice_id):
                 self.repeats_skipped += 1
                 self.logger.warning(
                     "Stream %s: skipped the line items of invoice %s, listed a "
@@ -365,7 +363,6 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
                     read.customer_id,
                 )
                 continue
-            self.invoices_seen.add(seen)
             self.keys_seen.clear()
             lines = invoice["line_items"]
             for key, line in zip(line_item_keys(lines), lines, strict=True):
