@@ -177,6 +177,24 @@ LISTINGS: dict[str, Listing] = {
         description="Archived products included (archive_filter ALL).",
     ),
     "rate_cards": Listing("post", "/v1/contract-pricing/rate-cards/list", ("id",)),
+    "usage": Listing(
+        "post",
+        "/v1/usage",
+        ("customer_id", "billable_metric_id", "start_timestamp"),
+        replication_key="start_timestamp",
+        description=(
+            "Usage of one customer and billable metric in one window (a UTC day, or "
+            "an hour with usage_window_size hour), every customer at once."
+        ),
+    ),
+    "audit_logs": Listing(
+        "get",
+        "/v1/auditLogs",
+        ("id",),
+        replication_key="timestamp",
+        description="The account's change log, oldest first; timestamp is the "
+        "replication key.",
+    ),
 }
 
 
@@ -367,10 +385,14 @@ def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
     return _stream(
         name,
         f"{what}. {listing.description}".strip(),
-        keys=[
-            *listing.keys,
-            *([listing.replication_key] if listing.replication_key else []),
-        ],
+        keys=list(
+            dict.fromkeys(
+                [
+                    *listing.keys,
+                    *([listing.replication_key] if listing.replication_key else []),
+                ]
+            )
+        ),
         properties=properties,
     )
 

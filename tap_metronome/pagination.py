@@ -100,7 +100,7 @@ def iter_pages(
     path: str,
     *,
     stream: str,
-    page_size: int,
+    page_size: int | None,
     method: str = "GET",
     params: Mapping[str, Any] | None = None,
     body: Mapping[str, Any] | None = None,
@@ -108,6 +108,8 @@ def iter_pages(
     cursor: str = "next_page",
     endpoint: str | None = None,
     stop: StopRequest | None = None,
+    first_only: Mapping[str, Any] | None = None,
+    until_empty: bool = False,
 ) -> Iterator[CursorPage]:
     """Yield every page of a list endpoint, empty pages included, in order.
 
@@ -115,15 +117,22 @@ def iter_pages(
     contracts, both in the request and the answer) go in the query, or in the
     JSON body when `cursor_in` is "body". Before each request, `stop` is
     checked: a signal ends the listing there.
+
+    `page_size` None sends no `limit` (usage has none). `first_only` query
+    parameters go with the first request only (audit logs refuse `starting_on`
+    beside a cursor). With `until_empty`, an empty page ends the listing (audit
+    logs return a cursor on every page, the last, empty one included).
     """
     paginator = MetronomeCursorPaginator(stream)
     while not paginator.finished:
         if stop is not None:
             stop.check()
-        paging: dict[str, Any] = {"limit": page_size}
+        paging: dict[str, Any] = {} if page_size is None else {"limit": page_size}
         if paginator.current_value is not None:
             paging[cursor] = paginator.current_value
         query = {**(params or {})}
+        if first_only and paginator.current_value is None:
+            query |= first_only
         payload = None if body is None and method == "GET" else {**(body or {})}
         if cursor_in == "body" and payload is not None:
             payload |= paging
@@ -141,4 +150,6 @@ def iter_pages(
             answer, stream=stream, request=f"{method} {path}", cursor=cursor
         )
         yield page
+        if until_empty and not page.records:
+            return
         paginator.advance(page)  # type: ignore[arg-type]

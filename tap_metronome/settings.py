@@ -45,6 +45,7 @@ NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
     "lookback_days": (True, 1, 36_500, 35),
     "invoices_lookback_days": (True, 0, 36_500, 35),
+    "usage_lookback_days": (True, 0, 36_500, 35),
     "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 
@@ -77,6 +78,8 @@ class Settings:
     customer_ids: tuple[str, ...] | None = None
     lookback_days: int = 35
     invoices_lookback_days: int = 35
+    usage_lookback_days: int = 35
+    usage_window_size: str = "day"
     progress_interval_seconds: float = 30
     user_agent: str | None = None
 
@@ -373,6 +376,19 @@ def _customer_ids(value: Any, errors: _Errors) -> tuple[str, ...] | None:
     return tuple(canonical)
 
 
+#: Usage window sizes the tap reads (`none` has no place in an incremental table).
+USAGE_WINDOW_SIZES = ("day", "hour")
+
+
+def _window_size(value: Any, errors: _Errors) -> str:
+    if value is None or value == "":
+        return USAGE_WINDOW_SIZES[0]
+    if isinstance(value, str) and value.strip().lower() in USAGE_WINDOW_SIZES:
+        return value.strip().lower()
+    errors.add("usage_window_size", f"{one_line(value, 60)} is not day or hour")
+    return USAGE_WINDOW_SIZES[0]
+
+
 def _user_agent(value: Any, errors: _Errors) -> str | None:
     if value is None or value == "":
         return None
@@ -428,6 +444,7 @@ def parse_settings(
     )
     customer_ids = _customer_ids(config.get("customer_ids"), errors)
     user_agent = _user_agent(config.get("user_agent"), errors)
+    window_size = _window_size(config.get("usage_window_size"), errors)
     if errors or start is None:
         return None, list(errors), warnings
     settings = Settings(
@@ -438,6 +455,7 @@ def parse_settings(
         include_archived_customers=archived,
         customer_ids=customer_ids,
         user_agent=user_agent,
+        usage_window_size=window_size,
         **numbers,  # type: ignore[arg-type]
     )
     return settings, [], warnings

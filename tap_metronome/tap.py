@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path, PurePath
 from types import FrameType
@@ -33,6 +33,7 @@ from tap_metronome.settings import (
     DEFAULT_API_URL,
     SETTING_NAMES,
     Settings,
+    parse_instant,
     parse_settings,
 )
 from tap_metronome.stopping import StopRequest
@@ -197,6 +198,24 @@ class TapMetronome(Tap):
                 "at least this many days back (and from the oldest draft), so that "
                 "recent voids and corrections are seen."
             ),
+        ),
+        th.Property(
+            "usage_lookback_days",
+            th.IntegerType,
+            default=35,
+            title="Usage lookback days",
+            description=(
+                "Days before the usage bookmark that every incremental run re-reads, "
+                "because Metronome accepts usage events up to 34 days late."
+            ),
+        ),
+        th.Property(
+            "usage_window_size",
+            th.StringType,
+            default="day",
+            allowed_values=["day", "hour"],
+            title="Usage window size",
+            description="One usage row per customer, billable metric and day, or hour.",
         ),
         th.Property(
             "progress_interval_seconds",
@@ -550,12 +569,52 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
             )
             _warn_future(name, future, logger)
             kept[name] = {key: bookmarks_read.to_state()}
+        elif name in ACCOUNT_BOOKMARKS:
+            kept[name] = _account_bookmark(name, stream_state, where, logger)
         elif name in streams.STREAM_NAMES:
             kept[name] = {}
         else:
             _check_sdk_state(stream_state, where)
             kept[name] = dict(stream_state)
     return {**state, "bookmarks": kept}
+
+
+#: Account-wide incremental streams: their one bookmark's state key, and whether
+#: it is a date (usage: `synced_until`) or an RFC 3339 instant (the SDK's own).
+ACCOUNT_BOOKMARKS = {
+    "usage": ("synced_until", date),
+    "audit_logs": ("replication_key_value", datetime),
+}
+
+
+def _account_bookmark(
+    name: str, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+) -> dict[str, Any]:
+    """The stream's one bookmark, checked: unreadable stops, future is dropped."""
+    key, kind = ACCOUNT_BOOKMARKS[name]
+    value = stream_state.get(key)
+    if value is None:
+        return {}
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        day = date.fromisoformat(value) if kind is date else parse_instant(value).date()
+    except (TypeError, ValueError):
+        what = "a date (YYYY-MM-DD)" if kind is date else "an RFC 3339 date-time"
+        msg = f"{where}.{key} must be {what}, not {one_line(value, 60)}"
+        raise InputError(msg) from None
+    if day >= end_of_today():
+        logger.warning(
+            "state: the %s bookmark %s is in the future, which no run can have "
+            "written; reading %s from start_date",
+            name,
+            one_line(value, 60),
+            name,
+        )
+        return {}
+    if kind is date:
+        return {key: value}
+    return {"replication_key": "timestamp", key: value}
 
 
 def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:

@@ -92,6 +92,8 @@ class FakeData:
     #: Statuses that one endpoint answers for one customer: {(endpoint, id): status},
     #: endpoint one of "invoices", "contracts", "balances".
     forced: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The account's audit log, oldest first (entries may share a timestamp).
+    audit_logs: list[dict[str, Any]] = field(default_factory=list)
     _index: dict[str, dict[str, Any]] | None = None
     _numbers: dict[str, int] | None = None
     _billing: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
@@ -109,6 +111,7 @@ class FakeData:
         unsupported_every: int = 0,
         idle_every: int = 0,
         catalog: int = 6,
+        audit_entries: int = 40,
     ) -> FakeData:
         """Deterministic account contents of the given size.
 
@@ -152,7 +155,90 @@ class FakeData:
         data.rate_cards = [_rate_card(seed, n) for n in range(max(1, catalog // 2))]
         for n, customer in enumerate((*data.customers, *data.archived_customers)):
             data.customer_plans[customer["id"]] = _customer_plans(seed, n, data.plans)
+        data.add_audit_entries(audit_entries, after=datetime(2024, 1, 1, tzinfo=UTC))
         return data
+
+    def add_audit_entries(
+        self, count: int, *, after: datetime | None = None, same_second: bool = False
+    ) -> list[dict[str, Any]]:
+        """Append `count` audit log entries, later than every entry so far.
+
+        With `same_second`, the first new entry has the last entry's timestamp
+        (an entry written in the same second, after a run read up to it).
+        """
+        rng = random.Random(self.seed * 104_729 + len(self.audit_logs))
+        moment = (
+            datetime.fromisoformat(self.audit_logs[-1]["timestamp"])
+            if self.audit_logs
+            else after or datetime(2024, 1, 1, tzinfo=UTC)
+        )
+        ids = self.all_customer_ids() or ["-"]
+        added = []
+        for k in range(count):
+            if not (k == 0 and same_second and self.audit_logs) and rng.random() > 0.15:
+                moment += timedelta(seconds=rng.randrange(1, 86_400))
+            n = len(self.audit_logs)
+            entry: dict[str, Any] = {
+                "id": _uuid(self.seed, "audit", n),
+                "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "request": {"id": _uuid(self.seed, "audit-request", n)},
+                "resource_type": rng.choice(["customer", "contract", "invoice"]),
+                "resource_id": ids[n % len(ids)],
+                "action": rng.choice(["create", "update", "archive"]),
+                "status": rng.choice(["success", "success", "failure", "pending"]),
+            }
+            if n % 4:
+                entry["actor"] = {"id": f"user-{n % 7}", "name": f"User {n % 7}"}
+                if n % 3:
+                    entry["actor"]["email"] = f"user{n % 7}@example.com"
+                entry["request"] |= {"ip": f"10.0.{n % 250}.1", "user_agent": "web"}
+            if n % 5 == 1:
+                entry["description"] = f"Changed {entry['resource_type']} ({n})"
+            self.audit_logs.append(entry)
+            added.append(entry)
+        return added
+
+    def usage_series(
+        self, customer_ids: list[str] | None, metric_ids: set[str] | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The (customer, billable metric) pairs with usage, customers in listing
+        order: an idle customer has none, and each customer uses most metrics."""
+        chosen = self.all_customer_ids() if customer_ids is None else customer_ids
+        series = []
+        for customer_id in chosen:
+            if self.customer(customer_id) is None or customer_id in self.idle:
+                continue
+            n = self.number(customer_id)
+            for m, metric in enumerate(self.billable_metrics):
+                if (n + m) % 6 != 5 and (
+                    metric_ids is None or metric["id"] in metric_ids
+                ):
+                    series.append((customer_id, metric))
+        return series
+
+    def usage_value(
+        self, customer_id: str, metric_id: str, start: datetime, end: datetime
+    ) -> Decimal | None:
+        """The usage of one window: None once it is past `today` (no data yet),
+        redrawn by each revision from `revised_from` on (late events)."""
+        if start.date() > self.today:
+            return None
+        digest = hashlib.blake2b(
+            f"{self.seed}:{customer_id}:{metric_id}:{start.timestamp()}:{end.timestamp()}".encode(),
+            digest_size=8,
+        ).digest()
+        rng = random.Random(int.from_bytes(digest, "big"))
+        value = Decimal(rng.randrange(0, 10_000_000)) / 1000
+        if rng.random() < 0.02:
+            value = rng.choice(EXACT_AMOUNTS)
+        if (
+            self.revision
+            and self.revised_from is not None
+            and start.date() >= self.revised_from
+            and not self.is_archived(customer_id)
+        ):
+            value += Decimal(self.revision * 7) / 10
+        return value
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer with this id, active or archived."""
@@ -971,6 +1057,8 @@ class FakeMetronomeApp:
                     endpoint="rate_cards",
                     methods=["POST"],
                 ),
+                Rule("/v1/usage", endpoint="usage", methods=["POST"]),
+                Rule("/v1/auditLogs", endpoint="audit_logs", methods=["GET"]),
             ]
         )
 
@@ -1307,6 +1395,143 @@ class FakeMetronomeApp:
             paging=paging,
         )
 
+    def on_usage(self, request: Request) -> Response:
+        """Usage of every customer and metric, one page per (customer, metric)
+        series, as the API is reported to page; no page size."""
+        body = _json_body(request)
+        size = body.get("window_size")
+        if not isinstance(size, str) or size.lower() not in USAGE_WINDOWS:
+            raise _ApiError(400, "window_size must be hour, day or none")
+        starting_on = _body_midnight(body, "starting_on")
+        ending_before = _body_midnight(body, "ending_before")
+        if starting_on >= ending_before:
+            raise _ApiError(400, "starting_on must be before ending_before")
+        customer_ids = body.get("customer_ids")
+        if customer_ids is not None:
+            if not isinstance(customer_ids, list) or not all(
+                isinstance(c, str) for c in customer_ids
+            ):
+                raise _ApiError(400, "customer_ids must be a list of uuids")
+            for customer_id in customer_ids:
+                _require_uuid(customer_id, "customer_ids")
+        metrics = body.get("billable_metrics")
+        if metrics is not None and (
+            not isinstance(metrics, list)
+            or not all(
+                isinstance(m, dict) and isinstance(m.get("id"), str) for m in metrics
+            )
+        ):
+            raise _ApiError(400, "billable_metrics must be a list of {id}")
+        series = self.data.usage_series(
+            customer_ids, None if metrics is None else {m["id"] for m in metrics}
+        )
+        step = USAGE_WINDOWS[size.lower()] or (ending_before - starting_on)
+        listing = hashlib.sha256(
+            json.dumps(
+                [
+                    size.lower(),
+                    str(starting_on),
+                    str(ending_before),
+                    customer_ids,
+                    metrics,
+                ]
+            ).encode()
+        ).hexdigest()
+
+        def render(pair: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+            customer_id, metric = pair
+            rows = []
+            start = starting_on
+            while start < ending_before:
+                end = min(start + step, ending_before)
+                rows.append(
+                    {
+                        "customer_id": customer_id,
+                        "billable_metric_id": metric["id"],
+                        "billable_metric_name": metric["name"],
+                        "start_timestamp": _ts_seconds(start),
+                        "end_timestamp": _ts_seconds(end),
+                        "value": self.data.usage_value(
+                            customer_id, metric["id"], start, end
+                        ),
+                    }
+                )
+                start = end
+            return rows
+
+        return self._page(
+            request,
+            listing,
+            series,
+            render,
+            paging=(1, request.args.get("next_page")),
+            flatten=True,
+        )
+
+    def on_audit_logs(self, request: Request) -> Response:
+        """The audit log: a cursor on every page, the last (empty) one included,
+        and `starting_on`/`ending_before` refused together with `next_page`."""
+        args = request.args
+        limit = _limit(request)
+        cursor = args.get("next_page")
+        if cursor is not None and ("starting_on" in args or "ending_before" in args):
+            raise _ApiError(
+                400, "starting_on and ending_before cannot be used with next_page"
+            )
+        if ("resource_id" in args) != ("resource_type" in args):
+            raise _ApiError(400, "resource_id and resource_type go together")
+        if cursor is not None:
+            query, offset = _decode_audit_cursor(cursor)
+        else:
+            sort = args.get("sort", "date_asc")
+            if sort not in {"date_asc", "date_desc"}:
+                raise _ApiError(400, "sort must be date_asc or date_desc")
+            for name in ("starting_on", "ending_before"):
+                _optional_timestamp(request, name)  # 400 unless RFC 3339
+            query = {
+                k: args[k]
+                for k in (
+                    "starting_on",
+                    "ending_before",
+                    "resource_id",
+                    "resource_type",
+                )
+                if k in args
+            } | {"sort": sort}
+            offset = 0
+        starting_on = (
+            datetime.fromisoformat(query["starting_on"])
+            if "starting_on" in query
+            else None
+        )
+        ending_before = (
+            datetime.fromisoformat(query["ending_before"])
+            if "ending_before" in query
+            else None
+        )
+        entries = [
+            entry
+            for entry in self.data.audit_logs
+            if (
+                starting_on is None
+                or datetime.fromisoformat(entry["timestamp"]) >= starting_on
+            )
+            and (
+                ending_before is None
+                or datetime.fromisoformat(entry["timestamp"]) < ending_before
+            )
+            and query.get("resource_id") in {None, entry["resource_id"]}
+            and query.get("resource_type") in {None, entry["resource_type"]}
+        ]
+        if query["sort"] == "date_desc":
+            entries.reverse()
+        chunk = entries[offset : offset + limit]
+        body = {
+            "data": chunk,
+            "next_page": _encode_audit_cursor(query, offset + len(chunk)),
+        }
+        return self._list_response(request, body)
+
     # -- pagination ------------------------------------------------------------------
     def _page(
         self,
@@ -1318,6 +1543,7 @@ class FakeMetronomeApp:
         paging: tuple[int, str | None] | None = None,
         cursor_key: str = "next_page",
         last_page_has_cursor: bool = True,
+        flatten: bool = False,
     ) -> Response:
         """One page of `items`; `limit` and the cursor from the query, or `paging`
         (limit, cursor) when the endpoint takes them in its JSON body."""
@@ -1343,6 +1569,8 @@ class FakeMetronomeApp:
         end = offset + len(chunk)
         if render is not None:
             chunk = [render(item) for item in chunk]
+        if flatten:
+            chunk = [row for rows in chunk for row in rows]
         if end < len(items):
             return self._list_response(
                 request,
@@ -1429,6 +1657,47 @@ def _required_timestamp(request: Request, name: str) -> datetime:
     if parsed.tzinfo is None:
         raise _ApiError(400, f"{name} must include a timezone")
     return parsed.astimezone(UTC)
+
+
+#: Usage window sizes (any case, as the spec allows) and their length; none: one.
+USAGE_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "none": None}
+
+
+def _body_midnight(body: dict[str, Any], name: str) -> datetime:
+    """A usage bound: an RFC 3339 UTC midnight (the API answers 400 otherwise)."""
+    raw = body.get(name)
+    if not isinstance(raw, str):
+        raise _ApiError(400, f"{name} is required")
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _ApiError(400, f"{name} must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise _ApiError(400, f"{name} must include a timezone")
+    parsed = parsed.astimezone(UTC)
+    if parsed.time() != datetime.min.time():
+        raise _ApiError(400, f"{name} must be a UTC midnight")
+    return parsed
+
+
+def _ts_seconds(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode_audit_cursor(query: dict[str, str], offset: int) -> str:
+    raw = json.dumps({"q": query, "o": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_audit_cursor(cursor: str) -> tuple[dict[str, str], int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        query, offset = raw["q"], raw["o"]
+        if not isinstance(query, dict) or type(offset) is not int or offset < 0:
+            raise ValueError(cursor)
+        return query, offset
+    except (ValueError, KeyError, TypeError):
+        raise _ApiError(400, "Invalid next_page cursor") from None
 
 
 def _require_uuid(value: str, name: str) -> None:

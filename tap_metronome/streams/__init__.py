@@ -7,6 +7,7 @@
 | `invoices` | invoices, invoice_line_items (per customer, incremental, one read for both) |
 | `contracts` | contracts, balances (per customer) |
 | `pricing` | plans, plan_charges (per plan), credit_types, billable_metrics, products, rate_cards |
+| `usage` | usage, audit_logs (account-wide, incremental) |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tap_metronome.streams.pricing import (
     ProductsStream,
     RateCardsStream,
 )
+from tap_metronome.streams.usage import AuditLogsStream, UsageStream
 
 #: Every stream the tap offers. The SDK syncs them in name order; none depends on
 #: another having run (parent ids come from the tap's listing cache).
@@ -41,6 +43,8 @@ STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
     BillableMetricsStream,
     ProductsStream,
     RateCardsStream,
+    UsageStream,
+    AuditLogsStream,
 )
 #: Their names (the SDK declares `name` per instance; these classes set it).
 STREAM_NAMES = frozenset(t.name for t in STREAM_TYPES)  # type: ignore[misc]

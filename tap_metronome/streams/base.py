@@ -58,10 +58,12 @@ class MetronomeStream(Stream):
     cursor_in: ClassVar[Literal["query", "body"]] = "query"
     #: What the cursor is called, in the request and in the answer.
     cursor_name: ClassVar[Literal["next_page", "cursor"]] = "next_page"
-    #: The largest `limit` the endpoint accepts.
+    #: The largest `limit` the endpoint accepts (0: it takes no `limit`).
     max_page_size: ClassVar[int] = 100
     #: Items skipped in this run because the API listed them a second time.
     repeats_skipped = 0
+    #: Pages this stream requested in this run (summary lines).
+    pages_read = 0
 
     @property
     def page_size(self) -> int:
@@ -78,16 +80,18 @@ class MetronomeStream(Stream):
         path: str,
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
+        **paging: Any,
     ) -> Iterator[dict[str, Any]]:
         """Every item of a list endpoint, in API order; each must be an object.
 
-        In a dry run, only the first page is read.
+        In a dry run, only the first page is read. `paging` goes to `iter_pages`
+        (`first_only`, `until_empty`).
         """
         for page in iter_pages(
             self._tap.client,
             path,
             stream=self.name,
-            page_size=self.page_size,
+            page_size=self.page_size if self.max_page_size else None,
             method=self.method,
             params=params,
             body=body,
@@ -95,7 +99,9 @@ class MetronomeStream(Stream):
             cursor=self.cursor_name,
             endpoint=self.path,
             stop=self._tap.stop,
+            **paging,
         ):
+            self.pages_read += 1
             for item in page.records:
                 if not isinstance(item, dict):
                     msg = (
