@@ -603,7 +603,8 @@ def _account_bookmark(
         what = "a date (YYYY-MM-DD)" if kind is date else "an RFC 3339 date-time"
         msg = f"{where}.{key} must be {what}, not {one_line(value, 60)}"
         raise InputError(msg) from None
-    if day >= end_of_today():
+    # A date bookmark is an exclusive end: the end of today is the latest one.
+    if day > end_of_today() or (kind is datetime and day == end_of_today()):
         logger.warning(
             "state: the %s bookmark %s is in the future, which no run can have "
             "written; reading %s from start_date",

@@ -21,6 +21,8 @@ from tests import tap_process
 from tests.fake_metronome import TOKEN, FakeData, FakeMetronomeApp, FakeMetronomeServer
 
 REPO = Path(__file__).resolve().parent.parent
+#: Account-wide streams' endpoints, whose requests do not grow with customers.
+ACCOUNT_WIDE_PATHS = frozenset({"/v1/usage", "/v1/auditLogs"})
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -93,11 +95,12 @@ def start_tap(
     stdout: tap_process.Stream,
     stderr: tap_process.Stream,
     text: bool = False,
+    args: tuple[str, ...] = (),
 ) -> tap_process.TapProcess:
     """Start the tap on `config` (written to tmp_path/config.json) without waiting."""
     (tmp_path / "config.json").write_text(json.dumps(config))
     return tap_process.TapProcess(
-        ["--config", "config.json"],
+        ["--config", "config.json", *args],
         cwd=tmp_path,
         env=clean_env(),
         stdout=stdout,
@@ -107,14 +110,17 @@ def start_tap(
 
 
 def run_until_killed(
-    config: dict[str, Any], tmp_path: Path, stop: Callable[[list[dict[str, Any]]], bool]
+    config: dict[str, Any],
+    tmp_path: Path,
+    stop: Callable[[list[dict[str, Any]]], bool],
+    args: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Run the tap, SIGKILL it as soon as `stop(messages so far)` is true.
 
     Returns the Singer messages read before the kill, as a crash would leave them.
     """
     proc = start_tap(
-        config, tmp_path, stdout=tap_process.PIPE, stderr=tap_process.DEVNULL
+        config, tmp_path, stdout=tap_process.PIPE, stderr=tap_process.DEVNULL, args=args
     )
     assert proc.stdout is not None
     messages: list[dict[str, Any]] = []

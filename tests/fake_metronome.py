@@ -155,7 +155,8 @@ class FakeData:
         data.rate_cards = [_rate_card(seed, n) for n in range(max(1, catalog // 2))]
         for n, customer in enumerate((*data.customers, *data.archived_customers)):
             data.customer_plans[customer["id"]] = _customer_plans(seed, n, data.plans)
-        data.add_audit_entries(audit_entries, after=datetime(2024, 1, 1, tzinfo=UTC))
+        # From the first day the tests' default window reads (2024-06-01).
+        data.add_audit_entries(audit_entries, after=datetime(2024, 6, 1, tzinfo=UTC))
         return data
 
     def add_audit_entries(
@@ -176,7 +177,7 @@ class FakeData:
         added = []
         for k in range(count):
             if not (k == 0 and same_second and self.audit_logs) and rng.random() > 0.15:
-                moment += timedelta(seconds=rng.randrange(1, 86_400))
+                moment += timedelta(seconds=rng.randrange(1, 3600))
             n = len(self.audit_logs)
             entry: dict[str, Any] = {
                 "id": _uuid(self.seed, "audit", n),

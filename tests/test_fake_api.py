@@ -271,3 +271,76 @@ def test_balances_parse_with_the_cursor_in_the_body(server, client):
     )
     bad_flag = {"customer_id": customer_id, "include_archived": "yes"}
     assert httpx.post(url, json=bad_flag, headers=headers).status_code == 400
+
+
+def test_usage_parses_one_page_per_series(fake_api):
+    data = FakeData.generate(customers=6, archived=1, idle_every=3)
+    server = fake_api(data, empty_page_every=0)
+    client = metronome.Metronome(
+        bearer_token=TOKEN, base_url=server.url, max_retries=0,
+        _strict_response_validation=True,
+    )  # fmt: skip
+    pages = list(
+        client.v1.usage.list(
+            starting_on=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+            ending_before=datetime.fromisoformat("2024-01-08T00:00:00+00:00"),
+            window_size="DAY",
+        ).iter_pages()
+    )
+    series = data.usage_series(None, None)
+    assert len(pages) == len(series)
+    assert all(len(page.data) == 7 for page in pages)
+    assert [(p.data[0].customer_id, p.data[0].billable_metric_id) for p in pages] == [
+        (c, m["id"]) for c, m in series
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"window_size": "day", "starting_on": "2024-01-01T05:00:00Z",
+          "ending_before": "2024-01-03T00:00:00Z"}, "midnight"),
+        ({"window_size": "week", "starting_on": "2024-01-01T00:00:00Z",
+          "ending_before": "2024-01-03T00:00:00Z"}, "window_size"),
+        ({"window_size": "day", "starting_on": "2024-01-03T00:00:00Z",
+          "ending_before": "2024-01-03T00:00:00Z"}, "before"),
+        ({"window_size": "day", "ending_before": "2024-01-03T00:00:00Z"}, "starting_on"),
+    ],
+)  # fmt: skip
+def test_usage_refuses_what_the_api_refuses(server, body, needle):
+    response = httpx.post(
+        f"{server.url}/v1/usage",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 400
+    assert needle in response.json()["message"]
+
+
+def test_audit_logs_always_carry_a_cursor_and_refuse_starting_on_with_it(
+    server, client
+):
+    data = server.app.data
+    first = client.v1.audit_logs.list(
+        limit=15, starting_on=datetime.fromisoformat("2024-01-01T00:00:00+00:00")
+    )
+    ids = [e.id for e in first.data]
+    cursor = first.next_page
+    while True:
+        page = client.v1.audit_logs.list(limit=15, next_page=cursor)
+        assert page.next_page is not None, "a cursor even on the last, empty page"
+        if not page.data:
+            break
+        ids += [e.id for e in page.data]
+        cursor = page.next_page
+    assert ids == [e["id"] for e in data.audit_logs]
+    with pytest.raises(metronome.BadRequestError) as info:
+        client.v1.audit_logs.list(
+            next_page=cursor,
+            starting_on=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+        )
+    assert "next_page" in info.value.body["message"]
+    # Entries written later are found from the same cursor (continuous retrieval).
+    added = data.add_audit_entries(3)
+    later = client.v1.audit_logs.list(limit=15, next_page=cursor)
+    assert [e.id for e in later.data] == [e["id"] for e in added]

@@ -267,7 +267,9 @@ def test_settings_from_the_environment_are_parsed_and_named(server, tmp_path):
         m for m in messages if m.get("stream") == "customers" and m["type"] == "RECORD"
     ]
     assert len(customers) == 6
-    assert {args.get("limit") for _, args in server.app.requests} == {"7"}
+    assert {
+        args.get("limit") for path, args in server.app.requests if path != "/v1/usage"
+    } == {"7"}
     for variable, setting in [
         ("TAP_METRONOME_PAGE_SIZE", "page_size"),
         ("TAP_METRONOME_MAX_CONCURRENCY", "max_concurrency"),
@@ -595,7 +597,9 @@ def test_endless_empty_pages_end_in_one_line(tmp_path):
     with HostileServer(endless) as hostile:
         run = run_cli(tmp_path, config=config_for(hostile.url))
     check(run, 2, "empty pages in a row")
-    assert len(hostile.heads) == 200
+    # audit_logs (first by name) ends on its first empty page, as it must; the
+    # next stream gives up after 200.
+    assert len(hostile.heads) == 1 + 200
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,9 @@ def test_meltano_yml_declares_every_setting_as_the_tap_does(about, extractor):
         spec = tap[name]
         json_type = next(t for t in spec["type"] if t != "null")
         expected_kind = "date_iso8601" if name in DATE_SETTINGS else KINDS[json_type]
+        if "enum" in spec:
+            expected_kind = "options"
+            assert [o["value"] for o in setting["options"]] == spec["enum"], name
         assert setting["kind"] == expected_kind, name
         assert setting["description"] == spec["description"], name
         assert setting["label"] == spec["title"], name

@@ -142,6 +142,8 @@ def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
         ("/v1/billable-metrics", 200),
         ("/v1/contract-pricing/products/list", 200),
         ("/v1/contract-pricing/rate-cards/list", 200),
+        ("/v1/usage", 200),
+        ("/v1/auditLogs", 200),
     }
     assert all(p["type"] == "timer" and p["value"] >= 0 for p in durations)
     assert {p["tags"]["status"] for p in durations} == {"succeeded", "failed"}
@@ -184,6 +186,8 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
     # each read one customer (a dry run keeps nothing for the other stream).
     assert by_path == {
         "/v1/customers": 1,
+        "/v1/usage": 1,
+        "/v1/auditLogs": 1,
         "costs": 1,
         "customer plans": 1,
         "invoices": 2,

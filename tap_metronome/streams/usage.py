@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tap_metronome.seen import digest
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.windows import SYNCED_UNTIL, rfc3339, start_for
 
@@ -73,17 +74,14 @@ class UsageStream(MetronomeStream):
         if settings.customer_ids:
             body["customer_ids"] = list(settings.customer_ids)
         rows = 0
-        series: tuple[Any, Any] | None = None
         pages_before = self.pages_read
+        series = _SeriesRepeats(self)
         for item in self.list_items(self.path, body=body):
-            # Pages are per series: a key can only repeat within one, so the keys
-            # seen are forgotten between series, and memory stays flat.
-            current = (item.get("customer_id"), item.get("billable_metric_id"))
-            if current != series:
-                series = current
-                self.keys_seen.clear()
+            if series.is_repeat(item):
+                continue
             rows += 1
             yield item
+        series.close()
         if not self.dry_run:
             self.stream_state[SYNCED_UNTIL] = end.isoformat()
             self._tap.state_writer.write_state(self.tap_state)
@@ -101,6 +99,60 @@ class UsageStream(MetronomeStream):
             rows,
             self.repeats_skipped,
         )
+
+
+class _SeriesRepeats:
+    """Rows of a usage series listed a second time, found without keeping every key.
+
+    Pages come per (customer, metric) series, so the stream's exact keys are
+    kept for the series being read and forgotten at the next (memory stays flat
+    at millions of rows). A series that comes back later keeps only rows after
+    the latest window already emitted for it: earlier ones are repeats, skipped,
+    counted and logged once per series.
+    """
+
+    def __init__(self, stream: UsageStream) -> None:
+        self._stream = stream
+        self._latest: dict[int, str] = {}  # series digest -> latest start emitted
+        self._series: tuple[Any, Any] | None = None
+        self._digest = 0
+        self._floor: str | None = None
+        self._top = ""
+        self._skipped = 0
+
+    def is_repeat(self, item: dict[str, Any]) -> bool:
+        """Whether the item repeats a row already emitted (then it is counted)."""
+        current = (item.get("customer_id"), item.get("billable_metric_id"))
+        if current != self._series:
+            self.close()
+            self._series = current
+            self._digest = digest(current)
+            self._floor = self._latest.get(self._digest)
+            self._top = self._floor or ""
+            self._stream.keys_seen.clear()
+        start = item.get("start_timestamp")
+        if not isinstance(start, str):
+            return False  # the schema check names it
+        if self._floor is not None and start <= self._floor:
+            self._skipped += 1
+            self._stream.repeats_skipped += 1
+            return True
+        self._top = max(self._top, start)
+        return False
+
+    def close(self) -> None:
+        """End the current series: remember how far it went, log its repeats."""
+        if self._series is None:
+            return
+        self._latest[self._digest] = self._top
+        if self._skipped:
+            self._stream.logger.warning(
+                "Stream usage: POST /v1/usage listed customer %s, billable metric %s "
+                "again; skipped %d rows already emitted",
+                *self._series,
+                self._skipped,
+            )
+        self._skipped = 0
 
 
 class AuditLogsStream(MetronomeStream):
