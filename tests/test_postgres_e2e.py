@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import MELTANO
 from tests.fake_metronome import NEW_ENUM_VALUES, FakeData, what_metronome_may_add
+from tests.test_account_streams import expected_usage
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
 KEYS = {
@@ -30,9 +31,25 @@ KEYS = {
     "invoice_line_items": "invoice_id, line_item_key",
     "contracts": "id",
     "balances": "id",
+    "usage": "customer_id, billable_metric_id, start_timestamp",
+    "audit_logs": "id",
 }
 #: The streams of issue 12, per customer (checked in the first test only).
 BILLING = ("invoices", "invoice_line_items", "contracts", "balances")
+#: The account-wide incremental streams of issue 13 (first test only).
+ACCOUNT = ("usage", "audit_logs")
+
+
+def usage_expected(data: FakeData) -> tuple[int, Decimal]:
+    """Rows and exact total of usage in [START, END), from the fake's data."""
+    rows = expected_usage(data, START, END)
+    total = sum(
+        (r["value"] for r in rows.values() if r["value"] is not None), Decimal(0)
+    )
+    return len(rows), total
+
+
+USAGE_TOTAL = "SELECT count(*), sum(value) FROM metronome.usage"
 
 
 def billing_counts(data: FakeData) -> dict[str, int]:
@@ -129,6 +146,8 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
     """Exact rows in a UTC database; then late usage updates rows in place and a
     plan removed at the source is marked deleted (emit_activate_version_messages)."""
     data = FakeData.generate(customers=30, archived=4, plans=4, unsupported_every=13)
+    data.audit_logs.clear()  # an audit log inside the synced range
+    data.add_audit_entries(30, after=datetime(2024, 3, 2, tzinfo=UTC))
     server = fake_api(data)
     versions = {"TAP_METRONOME_EMIT_ACTIVATE_VERSION_MESSAGES": "true"}
     first = meltano_run(server, postgres, meltano_project, "metronome", **versions)
@@ -142,7 +161,10 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         "plan_charges": sum(len(c) for c in data.charges.values()),
         "customer_costs": len(expected),
         **billing_counts(data),
+        "usage": usage_expected(data)[0],
+        "audit_logs": 30,
     }
+    assert sql(postgres, USAGE_TOTAL) == [usage_expected(data)]
     assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
         invoices_total(data)
     )
@@ -178,6 +200,9 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         postgres, "SELECT count(*) FROM metronome.invoices WHERE status = 'DRAFT'"
     )
     data.close_month()
+    # Late usage events change the same days' usage; new audit entries arrive, the
+    # first in the second of the last one read.
+    data.add_audit_entries(5, same_second=True)
     second = meltano_run(server, postgres, meltano_project, "metronome", **versions)
     assert second.returncode == 0, second.stderr[-4000:]
     expected = expected_cost_rows(data)
@@ -213,6 +238,16 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         postgres, "SELECT sum(total) FROM metronome.invoice_line_items"
     )[0]
     assert line_total == invoices_total(data)
+    # usage and audit_logs: updated in place by key, exact, no duplicate.
+    assert sql(postgres, USAGE_TOTAL) == [usage_expected(data)]
+    assert live_rows(postgres, "metronome", "audit_logs") == 35
+    for table in ACCOUNT:
+        assert duplicate_keys(postgres, table) == 0, table
+    in_order = sorted(data.audit_logs, key=lambda e: (e["timestamp"], e["id"]))
+    assert sql(
+        postgres,
+        "SELECT array_agg(id::text ORDER BY timestamp, id) FROM metronome.audit_logs",
+    )[0][0] == [e["id"] for e in in_order]
 
 
 def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
@@ -232,7 +267,7 @@ def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
         TARGET_POSTGRES_VALIDATE_RECORDS="true",
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    old_four = [table for table in KEYS if table not in BILLING]
+    old_four = [table for table in KEYS if table not in BILLING + ACCOUNT]
     assert {table: live_rows(postgres, "flat", table) for table in old_four} == {
         "customers": 10,
         "plans": 2,
