@@ -45,7 +45,7 @@ NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
     "lookback_days": (True, 1, 36_500, 35),
     "invoices_lookback_days": (True, 0, 36_500, 35),
-    "usage_lookback_days": (True, 0, 36_500, 35),
+    "usage_lookback_days": (True, 1, 36_500, 35),
     "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 

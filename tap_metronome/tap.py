@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path, PurePath
 from types import FrameType
@@ -39,7 +39,13 @@ from tap_metronome.settings import (
 from tap_metronome.stopping import StopRequest
 from tap_metronome.streams.base import ParentStream
 from tap_metronome.streams.invoices import REREAD_FROM, InvoiceReads
-from tap_metronome.windows import SYNCED_UNTIL, CustomerBookmarks, end_of_today
+from tap_metronome.streams.usage import CUSTOMER_FILTER
+from tap_metronome.windows import (
+    SYNCED_UNTIL,
+    CustomerBookmarks,
+    end_of_today,
+    instant_text,
+)
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -205,8 +211,9 @@ class TapMetronome(Tap):
             default=35,
             title="Usage lookback days",
             description=(
-                "Days before the usage bookmark that every incremental run re-reads, "
-                "because Metronome accepts usage events up to 34 days late."
+                "Days before the usage bookmark that every incremental run re-reads "
+                "(at least 1, so today's usage is read again), because Metronome "
+                "accepts usage events up to 34 days late."
             ),
         ),
         th.Property(
@@ -590,7 +597,11 @@ ACCOUNT_BOOKMARKS = {
 def _account_bookmark(
     name: str, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
 ) -> dict[str, Any]:
-    """The stream's one bookmark, checked: unreadable stops, future is dropped."""
+    """The stream's one bookmark, checked: unreadable stops, future is dropped.
+
+    An instant is kept in the form the tap writes (UTC, `Z`), so that the SDK,
+    which reads it again, never meets `t`, `z` or spaces a person typed.
+    """
     key, kind = ACCOUNT_BOOKMARKS[name]
     value = stream_state.get(key)
     if value is None:
@@ -598,13 +609,19 @@ def _account_bookmark(
     try:
         if not isinstance(value, str):
             raise TypeError
-        day = date.fromisoformat(value) if kind is date else parse_instant(value).date()
+        if kind is date:
+            day = date.fromisoformat(value)
+            # A date bookmark is an exclusive end: the end of today is the latest.
+            future = day > end_of_today()
+        else:
+            moment = parse_instant(value)
+            future = moment > datetime.now(UTC)
+            value = instant_text(moment)
     except (TypeError, ValueError):
         what = "a date (YYYY-MM-DD)" if kind is date else "an RFC 3339 date-time"
         msg = f"{where}.{key} must be {what}, not {one_line(value, 60)}"
         raise InputError(msg) from None
-    # A date bookmark is an exclusive end: the end of today is the latest one.
-    if day > end_of_today() or (kind is datetime and day == end_of_today()):
+    if future:
         logger.warning(
             "state: the %s bookmark %s is in the future, which no run can have "
             "written; reading %s from start_date",
@@ -613,9 +630,16 @@ def _account_bookmark(
             name,
         )
         return {}
-    if kind is date:
-        return {key: value}
-    return {"replication_key": "timestamp", key: value}
+    if kind is datetime:
+        return {"replication_key": "timestamp", key: value}
+    kept = {key: value}
+    customers = stream_state.get(CUSTOMER_FILTER)
+    if customers is not None:
+        if not isinstance(customers, str):
+            msg = f"{where}.{CUSTOMER_FILTER} must be a string, not {one_line(customers, 60)}"
+            raise InputError(msg)
+        kept[CUSTOMER_FILTER] = customers
+    return kept
 
 
 def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:

@@ -58,6 +58,11 @@ def rfc3339(day: date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
+def instant_text(moment: datetime) -> str:
+    """An aware datetime as the API writes instants (UTC, `Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _canonical(customer_id: str) -> str:
     """A uuid in the form the API lists it (and `customer_ids` is normalised to)."""
     try:

@@ -15,6 +15,7 @@ installed wheel. `TAP_TESTS_EXEC=1` runs every test with a real
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import subprocess
@@ -52,7 +53,12 @@ def _child(
     os.environ.update(env)
     from tap_metronome.cli import main
 
-    main(args)  # exits with the tap's code (SystemExit, as in a real run)
+    try:
+        main(args)  # exits with the tap's code (SystemExit, as in a real run)
+    finally:
+        # An interpreter runs its exit functions (the tap's last flush of records
+        # is one); a multiprocessing child ends with os._exit and would skip them.
+        atexit._run_exitfuncs()
 
 
 class TapProcess:

@@ -339,3 +339,142 @@ def test_a_usage_series_listed_again_is_skipped_once_counted_and_logged(
     assert "listed twice" in run.stderr
     assert "again; skipped 7 rows already emitted" in run.stderr
     assert "8 repeated rows skipped" in run.stderr
+
+
+def test_todays_late_usage_is_read_again_by_the_next_run(fake_api, tmp_path):
+    """The bookmark is the end of today, and the smallest lookback (1 day) still
+    re-reads today: usage that arrives later today is not lost."""
+    data = recent_account(customers=3)
+    server = fake_api(data, empty_page_every=0)
+    start = TODAY - timedelta(days=5)
+    config = tap_config(
+        server, start_date=start.isoformat(), end_date=None, usage_lookback_days=1
+    )
+    catalog = catalog_selecting(config, tmp_path, {"usage"})
+    first = run_tap(config, tmp_path, catalog=catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    data.revise_costs(TODAY)  # more of today's usage arrives after the run
+    server.app.reset_requests()
+    second = run_tap(config, tmp_path, catalog=catalog, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {b["starting_on"] for b in usage_bodies(server)} == {f"{TODAY}T00:00:00Z"}
+    today = expected_usage(data, TODAY, TODAY + timedelta(days=1))
+    assert usage_by_key(second.records("usage")) == today
+    before = usage_by_key(first.records("usage"))
+    assert any(before[key]["value"] != row["value"] for key, row in today.items())
+
+
+def test_widening_customer_ids_reads_the_new_customers_from_start_date(
+    fake_api, tmp_path
+):
+    """The usage bookmark is for the customers it was read for: with another
+    `customer_ids`, the next run starts from start_date, not the lookback."""
+    data = recent_account(customers=3)
+    server = fake_api(data, empty_page_every=0)
+    start = TODAY - timedelta(days=90)
+    one = data.customers[1]["id"]
+    narrow = tap_config(
+        server, start_date=start.isoformat(), end_date=None, customer_ids=[one]
+    )
+    catalog = catalog_selecting(narrow, tmp_path, {"usage"})
+    first = run_tap(narrow, tmp_path, catalog=catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.final_state["bookmarks"]["usage"]["customer_filter"] != "all"
+
+    wide = tap_config(server, start_date=start.isoformat(), end_date=None)
+    server.app.reset_requests()
+    second = run_tap(wide, tmp_path, catalog=catalog, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert usage_bodies(server)[0]["starting_on"] == f"{start}T00:00:00Z"
+    assert "customer_ids changed since the bookmark" in second.stderr
+    assert usage_by_key(second.records("usage")) == expected_usage(
+        data, start, TODAY + timedelta(days=1)
+    )
+    assert second.final_state["bookmarks"]["usage"]["customer_filter"] == "all"
+
+    server.app.reset_requests()  # the same filter again: only the lookback
+    third = run_tap(wide, tmp_path, catalog=catalog, state=second.final_state)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert usage_bodies(server)[0]["starting_on"] == (
+        f"{TODAY + timedelta(days=1) - timedelta(days=35)}T00:00:00Z"
+    )
+
+
+def test_an_audit_entry_out_of_order_is_written_then_stops_the_run(fake_api, tmp_path):
+    """STATE written mid-listing is only safe when the listing is sorted: an entry
+    earlier than one already emitted is written, then the run stops naming the
+    stream, with no traceback, and nothing listed is lost."""
+    data = recent_account(customers=2, entries=300)
+    late = data.audit_logs[50]
+
+    def move(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == "/v1/auditLogs" and body["data"]:
+            ids = [e["id"] for e in body["data"]]
+            if late["id"] in ids:
+                body["data"].remove(late)
+            elif data.audit_logs[150]["id"] in ids:
+                body["data"].insert(70, late)
+        return body
+
+    server = fake_api(data, empty_page_every=0, tamper=move)
+    config = tap_config(
+        server, start_date=(TODAY - timedelta(days=60)).isoformat(), end_date=None
+    )
+    run = run_tap(
+        config, tmp_path, catalog=catalog_selecting(config, tmp_path, {"audit_logs"})
+    )
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Stream audit_logs" in last, last
+    assert late["id"] in last, last
+    assert "Traceback" not in run.stderr
+    emitted = [e["id"] for e in run.records("audit_logs")]
+    assert emitted[-1] == late["id"]
+    assert set(emitted) == {e["id"] for e in data.audit_logs[:170]}
+
+
+@pytest.mark.parametrize(
+    "typed", ["{day}t10:00:00z", " {day}T10:00:00Z", "{day}T12:00:00+02:00"]
+)
+def test_an_audit_bookmark_typed_loosely_is_read_in_the_tap_form(
+    fake_api, tmp_path, typed
+):
+    data = recent_account(customers=2)
+    server = fake_api(data)
+    day = TODAY - timedelta(days=20)
+    config = tap_config(
+        server, start_date=(TODAY - timedelta(days=60)).isoformat(), end_date=None
+    )
+    state = {
+        "bookmarks": {"audit_logs": {"replication_key_value": typed.format(day=day)}}
+    }
+    run = run_tap(
+        config,
+        tmp_path,
+        catalog=catalog_selecting(config, tmp_path, {"audit_logs"}),
+        state=state,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert audit_queries(server)[0]["starting_on"] == f"{day}T10:00:00Z"
+    assert run.records("audit_logs") == [
+        e for e in data.audit_logs if e["timestamp"] >= f"{day}T10:00:00Z"
+    ]
+
+
+def test_an_audit_bookmark_later_today_is_in_the_future(fake_api, tmp_path):
+    data = recent_account(customers=2)
+    server = fake_api(data)
+    start = TODAY - timedelta(days=60)
+    config = tap_config(server, start_date=start.isoformat(), end_date=None)
+    later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    state = {"bookmarks": {"audit_logs": {"replication_key_value": later}}}
+    run = run_tap(
+        config,
+        tmp_path,
+        catalog=catalog_selecting(config, tmp_path, {"audit_logs"}),
+        state=state,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"audit_logs bookmark {later} is in the future" in run.stderr
+    assert audit_queries(server)[0]["starting_on"] == f"{start}T00:00:00Z"
+    assert run.records("audit_logs") == data.audit_logs

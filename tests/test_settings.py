@@ -69,6 +69,9 @@ def test_good_config_has_no_errors():
         ({"max_requests_per_second": -2.5}, "max_requests_per_second"),
         ({"max_retry_seconds": 0}, "max_retry_seconds"),
         ({"lookback_days": 0}, "lookback_days"),
+        # 0 would bookmark the end of today and never re-read today's late usage.
+        ({"usage_lookback_days": 0}, "usage_lookback_days"),
+        ({"usage_window_size": "week"}, "usage_window_size"),
         ({"customer_ids": 9371}, "customer_ids"),
         ({"customer_ids": ""}, "customer_ids"),
         ({"customer_ids": "[1, 2"}, "customer_ids"),

@@ -10,13 +10,18 @@ windows of the whole query, so splitting the range into several queries would
 multiply requests by the number of queries, and one query costs the fewest the
 API allows. The bookmark (`synced_until`, a date) moves only when the whole
 query has been emitted; a run stopped mid-query re-reads it next time (rows
-upsert on their key), so nothing is lost.
+upsert on their key), so nothing is lost. The bookmark holds the `customer_ids` it was read for
+(`customer_filter`): another filter reads from `start_date` again, since the
+customers it adds were never read.
 
 `audit_logs` (GET /v1/auditLogs) is the SDK's own incremental stream on
 `timestamp`, sorted, so STATE written mid-listing resumes correctly. The first
 request carries `starting_on` (inclusive), later ones only the cursor, which the
 API requires; the API returns a cursor on every page, so an empty page, not a
-null cursor, ends the listing.
+null cursor, ends the listing. The SDK writes STATE during the listing, which is
+only safe if the listing is sorted: an entry earlier (by a second or more) than
+one already emitted stops the run, as the SDK's own sort check would, after that
+entry is written.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.seen import digest
+from tap_metronome.settings import parse_instant
 from tap_metronome.streams.base import MetronomeStream
-from tap_metronome.windows import SYNCED_UNTIL, rfc3339, start_for
+from tap_metronome.windows import SYNCED_UNTIL, instant_text, rfc3339, start_for
+
+#: The usage state key naming the customers its bookmark was read for.
+CUSTOMER_FILTER = "customer_filter"
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -58,6 +68,16 @@ class UsageStream(MetronomeStream):
         settings = self._tap.require_settings()
         end = settings.costs_end(datetime.now(UTC))
         bookmark = self.bookmark()
+        customers = customer_filter(settings.customer_ids)
+        if bookmark is not None and self.stream_state.get(CUSTOMER_FILTER, ALL) != (
+            customers
+        ):
+            self.logger.info(
+                "usage: customer_ids changed since the bookmark %s; reading from "
+                "start_date for the customers now selected",
+                bookmark,
+            )
+            bookmark = None
         first = start_for(
             bookmark,
             start=settings.costs_start(),
@@ -84,6 +104,7 @@ class UsageStream(MetronomeStream):
         series.close()
         if not self.dry_run:
             self.stream_state[SYNCED_UNTIL] = end.isoformat()
+            self.stream_state[CUSTOMER_FILTER] = customers
             self._tap.state_writer.write_state(self.tap_state)
         windows = (end - first).days * (
             24 if settings.usage_window_size == "hour" else 1
@@ -99,6 +120,17 @@ class UsageStream(MetronomeStream):
             rows,
             self.repeats_skipped,
         )
+
+
+#: The customer filter of a usage bookmark read for every customer.
+ALL = "all"
+
+
+def customer_filter(customer_ids: Iterable[str] | None) -> str:
+    """`all`, or a digest of the (already canonical) ids whatever their order."""
+    if not customer_ids:
+        return ALL
+    return f"{digest(tuple(sorted(set(customer_ids)))):016x}"
 
 
 class _SeriesRepeats:
@@ -173,16 +205,35 @@ class AuditLogsStream(MetronomeStream):
         """Every entry from the bookmark (inclusive: same-second entries are kept)."""
         settings = self._tap.require_settings()
         start = self.get_starting_timestamp(context) or settings.start_date
-        first_only = {"sort": "date_asc", "starting_on": _instant(start)}
+        # Whole seconds: entries of the bookmark's second are read again (they
+        # upsert on `id`), so an order within one second does not matter.
+        first_only = {
+            "sort": "date_asc",
+            "starting_on": instant_text(start.replace(microsecond=0)),
+        }
         if settings.end_date is not None:
-            first_only["ending_before"] = _instant(settings.end_date)
+            first_only["ending_before"] = instant_text(settings.end_date)
         entries = 0
         pages_before = self.pages_read
+        latest: datetime | None = None
         for entry in self.list_items(
             self.path, first_only=first_only, until_empty=True
         ):
             entries += 1
             yield entry
+            moment = _second(entry.get("timestamp"))
+            if moment is None:
+                continue
+            if latest is not None and moment < latest:
+                msg = (
+                    f"Stream audit_logs: GET {self.path} listed entry "
+                    f"{one_line(entry.get('id'), 60)} at {moment} after one at "
+                    f"{latest}, though sort=date_asc was asked; a STATE written "
+                    "earlier in this run may have passed entries not yet listed, so "
+                    "the run stops (everything listed so far is written)"
+                )
+                raise ResponseError(msg)
+            latest = moment
         self.logger.info(
             "audit_logs: %d entries from %s, %d requests, %d repeated entries skipped",
             entries,
@@ -192,5 +243,9 @@ class AuditLogsStream(MetronomeStream):
         )
 
 
-def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _second(value: Any) -> datetime | None:
+    """An entry's timestamp to the second; None if unreadable (the schema names it)."""
+    try:
+        return parse_instant(value).replace(microsecond=0)
+    except (TypeError, ValueError):
+        return None
