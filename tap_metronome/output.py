@@ -19,6 +19,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
@@ -52,6 +54,9 @@ class BufferedRecordWriter(MsgSpecWriter):
         self._pending += self.format_message(message)
         if not isinstance(message, RecordMessage) or len(self._pending) >= BLOCK_BYTES:
             self.flush()
+
+    def end_stream(self, stream: str, state: Mapping[str, Any]) -> None:
+        """A stream's sync ended with this state: nothing to write in Singer."""
 
     def flush(self) -> None:
         """Write every queued message to stdout, completely, each byte once."""

@@ -448,6 +448,18 @@ def _config_values(config: Any) -> dict[str, Any]:
 
 def read_json_object(path: str, option: str) -> dict[str, Any]:
     """A JSON object from a file, or `InputError` naming the option and the file."""
+    value = read_json(path, option)
+    if not isinstance(value, dict):
+        msg = (
+            f"{option} {one_line(path, 200)}: must be a JSON object, not "
+            f"{type(value).__name__}"
+        )
+        raise InputError(msg)
+    return value
+
+
+def read_json(path: str, option: str) -> Any:
+    """Any JSON value from a file (numbers with a fraction as Decimal), or `InputError`."""
     shown = one_line(path, 200)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -455,7 +467,7 @@ def read_json_object(path: str, option: str) -> dict[str, Any]:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         msg = f"{option} {shown}: cannot read the file ({reason})"
         raise InputError(msg) from None
-    return _parse_object(text, f"{option} {shown}")
+    return _parse_json(text, f"{option} {shown}")
 
 
 def _json_object_text(handle: IO[str], option: str) -> str:
@@ -468,9 +480,9 @@ def _json_object_text(handle: IO[str], option: str) -> str:
     return text
 
 
-def _parse_object(text: str, where: str) -> dict[str, Any]:
+def _parse_json(text: str, where: str) -> Any:
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as exc:
         line = getattr(exc, "lineno", "?")
         msg = f"{where}: not valid JSON (line {line})"
@@ -478,6 +490,10 @@ def _parse_object(text: str, where: str) -> dict[str, Any]:
     except RecursionError:
         msg = f"{where}: JSON nested too deeply"
         raise InputError(msg) from None
+
+
+def _parse_object(text: str, where: str) -> dict[str, Any]:
+    value = _parse_json(text, where)
     if not isinstance(value, dict):
         msg = f"{where}: must be a JSON object, not {type(value).__name__}"
         raise InputError(msg)

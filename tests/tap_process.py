@@ -16,6 +16,7 @@ installed wheel. `TAP_TESTS_EXEC=1` runs every test with a real
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import os
 import subprocess
@@ -31,13 +32,20 @@ DEVNULL = subprocess.DEVNULL
 
 _EXEC = os.environ.get("TAP_TESTS_EXEC") == "1"
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["tap_metronome.cli"])
+_context.set_forkserver_preload(["tap_metronome.cli", "tap_metronome.airbyte.cli"])
+#: The programs a test can run: the Singer tap, and the Airbyte source.
+TAP = "tap_metronome"
+SOURCE = "tap_metronome.airbyte"
 
 Stream = int | str | Path | None  # PIPE, DEVNULL, a file path, or inherit (None)
 
 
 def _child(
-    args: list[str], cwd: str, env: dict[str, str], streams: list[tuple[int, Any]]
+    args: list[str],
+    cwd: str,
+    env: dict[str, str],
+    streams: list[tuple[int, Any]],
+    program: str,
 ) -> None:
     """The forked process: stdio, directory and environment, then the tap's main()."""
     for target_fd, where in streams:
@@ -51,8 +59,7 @@ def _child(
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    from tap_metronome.cli import main
-
+    main = importlib.import_module(f"{program}.cli").main
     try:
         main(args)  # exits with the tap's code (SystemExit, as in a real run)
     finally:
@@ -73,6 +80,7 @@ class TapProcess:
         stdout: Stream = None,
         stderr: Stream = None,
         text: bool = False,
+        program: str = TAP,
     ) -> None:
         env = dict(os.environ if env is None else env)
         self.returncode: int | None = None
@@ -81,7 +89,7 @@ class TapProcess:
         if _EXEC:
             out, err = _popen_stream(stdout), _popen_stream(stderr)
             self._popen: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "tap_metronome", *args],
+                [sys.executable, "-m", program, *args],
                 cwd=cwd,
                 env=env,
                 stdout=out,
@@ -114,7 +122,9 @@ class TapProcess:
                 path = os.devnull if where == DEVNULL else str(where)
                 streams.append((target_fd, path))
         self._process = _context.Process(
-            target=_child, args=(list(args), str(cwd), env, streams), daemon=False
+            target=_child,
+            args=(list(args), str(cwd), env, streams, program),
+            daemon=False,
         )
         try:
             self._process.start()
@@ -186,9 +196,12 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     stdout: Stream = PIPE,
+    program: str = TAP,
 ) -> subprocess.CompletedProcess[str]:
     """Run the tap to its end, like `subprocess.run(..., capture_output=True, text=True)`."""
-    process = TapProcess(args, cwd=cwd, env=env, stdout=stdout, stderr=PIPE, text=True)
+    process = TapProcess(
+        args, cwd=cwd, env=env, stdout=stdout, stderr=PIPE, text=True, program=program
+    )
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.pagination import iter_pages
 from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
@@ -69,6 +70,17 @@ class MetronomeStream(Stream):
     def page_size(self) -> int:
         """Items per list request: the `page_size` setting, within the endpoint's cap."""
         return min(self._tap.require_settings().page_size, self.max_page_size)
+
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        """Finalize as the SDK does, then tell the writer that the stream ended.
+
+        The SDK calls this once after each stream's sync; Singer has no message
+        for a stream's end, which the Airbyte protocol needs (`airbyte.writer`).
+        """
+        super().finalize_state_progress_markers(state)
+        writer = self._tap.message_writer
+        if isinstance(writer, BufferedRecordWriter):
+            writer.end_stream(self.name, self.stream_state)
 
     @property
     def dry_run(self) -> bool:

@@ -1,0 +1,204 @@
+"""`source-metronome spec | check --config | discover --config | read --config --catalog [--state]`.
+
+Every outcome is Airbyte messages on stdout, one JSON line each; logs go to
+stderr as in Singer mode. A failed command writes one TRACE ERROR whose message
+is the tap's one line (token redacted) and whose `failure_type` says whose move
+it is (config_error: the settings, token, catalog or state; transient_error:
+retries ran out or the run was stopped; system_error: the API or the tap), then
+exits with the Singer command's code (1 input, 2 API, 3 internal, 128+N signal).
+`check` reports any problem as CONNECTION_STATUS FAILED and exits 0, which is
+how Airbyte expects a failed check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.logging import ConsoleFormatter
+
+from tap_metronome import stopping
+from tap_metronome.airbyte import catalog, messages
+from tap_metronome.airbyte.messages import FailureType
+from tap_metronome.airbyte.writer import AirbyteWriter
+from tap_metronome.client import MetronomeAuthError, RetriesExhaustedError
+from tap_metronome.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    InputError,
+    MetronomeError,
+    SyncInterrupted,
+    one_line,
+)
+from tap_metronome.logs import SAFE_LINES, protect_logs
+from tap_metronome.tap import TapMetronome, read_json_object
+
+LOGGER = logging.getLogger("source-metronome")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run one Airbyte command and exit with a code that says how it ended."""
+    parser = argparse.ArgumentParser(
+        prog="source-metronome", description="Metronome as an Airbyte source."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("spec", help="the settings, as an Airbyte SPEC")
+    for name in ("check", "discover"):
+        commands.add_parser(name).add_argument("--config", required=True)
+    read = commands.add_parser("read")
+    read.add_argument("--config", required=True)
+    read.add_argument("--catalog", required=True)
+    read.add_argument("--state")
+    args = parser.parse_args(argv)
+    _log_to_stderr()
+    run: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        code = run(args)
+    except BaseException as exc:  # noqa: BLE001 - the last message of a run is ours
+        code = _fail(exc, _WRITERS[-1] if _WRITERS else None)
+    sys.exit(code)
+
+
+def spec(_: argparse.Namespace) -> int:
+    """The SPEC: the tap's settings schema."""
+    _write(messages.spec(catalog.connection_specification(), catalog.DOCS_URL))
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Valid settings and one small request, else FAILED with the reason."""
+    try:
+        tap = _tap(args.config)
+        tap.client.get("/v1/customers", {"limit": 1}, stream="check")
+    except Exception as exc:  # noqa: BLE001 - any problem is the check's answer
+        message, _, _, _ = _describe(exc)
+        LOGGER.error("%s", message)
+        _write(messages.connection_status(message))
+        return 0
+    _write(messages.connection_status())
+    return 0
+
+
+def discover(args: argparse.Namespace) -> int:
+    """The CATALOG: every stream, its schema, primary key and cursor."""
+    _write(messages.catalog(catalog.offered_streams(_tap(args.config))))
+    return 0
+
+
+def read(args: argparse.Namespace) -> int:
+    """Sync the configured streams, converting the tap's Singer output."""
+    config = read_json_object(args.config, "--config")
+    offered = TapMetronome(config=config, validate_config=False)
+    incremental = {
+        entry["name"]: entry.get("source_defined_cursor", False)
+        for entry in catalog.offered_streams(offered)
+    }
+    request = catalog.read_configured_catalog(args.catalog, incremental)
+    for note in request.notes:
+        LOGGER.warning("%s", note)
+    state = {
+        name: blob
+        for name, blob in catalog.read_state(args.state).items()
+        if request.streams.get(name)  # incremental reads start from their state
+    }
+    writer = AirbyteWriter(request.streams, state)
+    _WRITERS.append(writer)
+    tap = TapMetronome(
+        config=config,
+        state={"bookmarks": state},
+        catalog=catalog.singer_catalog(offered.catalog_dict, request.streams),
+        message_writer=writer,
+    )
+    tap.sync_all()
+    signum = stopping.received()
+    if signum is not None:
+        raise SyncInterrupted(signum)
+    writer.finish(failed=False)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "spec": spec,
+    "check": check,
+    "discover": discover,
+    "read": read,
+}
+#: The writer of the read under way, which a failure must close.
+_WRITERS: list[AirbyteWriter] = []
+
+
+def _tap(config_path: str) -> TapMetronome:
+    return TapMetronome(config=read_json_object(config_path, "--config"))
+
+
+def _write(message: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(messages.encode(message))
+    sys.stdout.flush()
+
+
+def _describe(exc: BaseException) -> tuple[str, FailureType, int, str | None]:
+    """The one line, failure type, exit code and internal detail of a failure."""
+    signum = stopping.received()
+    if signum is not None and not isinstance(exc, SyncInterrupted):
+        exc = SyncInterrupted(signum)  # whatever ended it (e.g. a cancelled request)
+    kind: FailureType = "system_error"
+    internal = None
+    if isinstance(exc, ConfigValidationError):
+        text = "; ".join(str(error) for error in exc.errors) or str(exc)
+        kind, code = "config_error", EXIT_INPUT
+    elif isinstance(exc, MetronomeError):
+        text, code = str(exc), exc.exit_code
+        if isinstance(exc, InputError | MetronomeAuthError):
+            kind = "config_error"
+        elif isinstance(exc, RetriesExhaustedError | SyncInterrupted):
+            kind = "transient_error"
+    else:
+        text = (
+            "Unexpected error (a bug in tap-metronome; please report it with the "
+            f"DEBUG log, TAP_METRONOME_LOGLEVEL=DEBUG): {type(exc).__name__}"
+        )
+        code, internal = EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
+        LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
+    redact = SAFE_LINES.redact
+    return (
+        one_line(redact(text), 1000),
+        kind,
+        code,
+        None if internal is None else one_line(redact(internal), 1000),
+    )
+
+
+def _fail(exc: BaseException, writer: AirbyteWriter | None) -> int:
+    """Close the streams, write the TRACE ERROR, log the line; the exit code."""
+    message, kind, code, internal = _describe(exc)
+    LOGGER.error("%s", message)
+    trace = messages.encode(messages.error_trace(message, kind, internal))
+    try:
+        if writer is None:
+            sys.stdout.buffer.write(trace)
+            sys.stdout.flush()
+        else:
+            writer.finish(failed=True)
+            writer.emit(trace)
+    except Exception:  # noqa: BLE001 - stdout is gone: the exit code still tells
+        LOGGER.error("stdout: cannot write Airbyte messages; the run stopped")
+    return code
+
+
+def _log_to_stderr() -> None:
+    """Log lines on stderr as in Singer mode, one line each, without the token."""
+    level_name = (
+        os.environ.get("TAP_METRONOME_LOGLEVEL") or os.environ.get("LOGLEVEL") or "INFO"
+    ).upper()
+    level = logging.getLevelName(level_name)
+    root = logging.getLogger()
+    root.setLevel(level if isinstance(level, int) else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ConsoleFormatter())
+    root.addHandler(handler)
+    protect_logs(set())
