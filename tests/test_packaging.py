@@ -68,3 +68,29 @@ def test_wheel_in_a_fresh_venv_discovers_from_another_directory(tmp_path):
     )
     settings = json.loads(about.stdout)["settings"]["properties"]
     assert settings["auth_token"]["secret"] is True
+
+    # The Airbyte source ships in the same wheel, without airbyte-cdk or pydantic
+    # (pydantic v2 writes Decimal as a string; airbyte-cdk pins pyrate-limiter).
+    source = subprocess.run(
+        [
+            str(env_dir / "bin" / "source-metronome"),
+            "discover",
+            "--config",
+            str(config),
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (message,) = [json.loads(line) for line in source.stdout.splitlines()]
+    offered = {s["name"] for s in message["catalog"]["streams"]}
+    assert offered == set(streams)
+    installed = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    packages = {p["name"].lower() for p in json.loads(installed.stdout)}
+    assert not packages & {"pydantic", "airbyte-cdk", "airbyte-protocol-models"}
