@@ -534,3 +534,41 @@ def _costs_range(config: dict[str, Any]):
     return date.fromisoformat(config["start_date"]), date.fromisoformat(
         config["end_date"]
     )
+
+
+def test_sigterm_stops_a_read_with_incomplete_streams_and_a_transient_error(
+    fake_api, tmp_path
+):
+    server = fake_api(FakeData.generate(customers=40, archived=0), latency=0.02)
+    config_path = write(tmp_path, "config.json", tap_config(server))
+    catalog = json.loads(
+        run_source(tmp_path, "discover", "--config", config_path).stdout
+    )
+    catalog_path = write(
+        tmp_path, "catalog.json", configured(catalog["catalog"], {"customer_costs"})
+    )
+    proc = tap_process.TapProcess(
+        ["read", "--config", config_path, "--catalog", catalog_path],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tap_process.DEVNULL,
+        program=tap_process.SOURCE,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.decode())
+        if '"type":"RECORD"' in lines[-1]:
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += [line.decode() for line in proc.stdout]
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    run = SourceRun(proc.returncode or 0, "", "", protocol_lines("".join(lines)))
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert run.statuses("customer_costs")[-1] == "INCOMPLETE"
+    (error,) = run.errors()
+    assert error["failure_type"] == "transient_error"
+    assert "SIGTERM" in error["message"]
+    assert run.messages[-1]["trace"]["type"] == "ERROR"
