@@ -302,6 +302,20 @@ def test_read_equals_singer_mode_and_resumes_incrementally(discovered, tmp_path)
     stamps = [m["record"]["emitted_at"] for m in read.of_type("RECORD")]
     assert all(1_600_000_000_000 < s < 4_000_000_000_000 for s in stamps)
 
+    # The same checkpoints: each change of a stream's Singer state is one STATE.
+    for name in {s["name"] for s in catalog["streams"]}:
+        changes: list[Any] = []
+        for value in singer.states():
+            blob = value.get("bookmarks", {}).get(name)
+            if blob is not None and (not changes or blob != changes[-1]):
+                changes.append(blob)
+        sent = [
+            m["stream"]["stream_state"]
+            for m in read.states()
+            if m["stream"]["stream_descriptor"]["name"] == name
+        ]
+        assert len(sent) == max(len(changes), 1), name
+
     singer_final = singer.final_state["bookmarks"]
     final = read.final_states()
     assert set(final) == {s["name"] for s in catalog["streams"]}
