@@ -371,6 +371,21 @@ class FakeData:
             idle=(customer_id in self.idle or day > self.today),
         )
 
+    def cost_rows(self, start: date, end: date) -> dict[tuple[str, str, str], Any]:
+        """The customer_costs rows a full sync of [start, end) must load, by key.
+
+        Key: (customer_id, start_timestamp, credit_type_id); value: the exact cost.
+        Customers the API refuses costs for (unsupported, deleted) have none.
+        """
+        skipped = self.unsupported | self.deleted
+        return {
+            (cid, item["start_timestamp"], credit_type_id): entry.get("cost")
+            for cid in self.all_customer_ids()
+            if cid not in skipped
+            for item in self.costs(cid, start, end)
+            for credit_type_id, entry in item["credit_types"].items()
+        }
+
     def costs(self, customer_id: str, start: date, end: date) -> list[dict[str, Any]]:
         """Every costs item of [start, end), one per day."""
         return [
@@ -1648,8 +1663,12 @@ def _optional_timestamp(request: Request, name: str) -> datetime | None:
 
 
 def _required_timestamp(request: Request, name: str) -> datetime:
-    raw = request.args.get(name)
-    if raw is None:
+    return _timestamp(request.args.get(name), name)
+
+
+def _timestamp(raw: Any, name: str) -> datetime:
+    """A required RFC 3339 timestamp with a zone, in UTC (400 otherwise)."""
+    if not isinstance(raw, str):
         raise _ApiError(400, f"{name} is required")
     try:
         parsed = datetime.fromisoformat(raw)
@@ -1666,16 +1685,7 @@ USAGE_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "none": N
 
 def _body_midnight(body: dict[str, Any], name: str) -> datetime:
     """A usage bound: an RFC 3339 UTC midnight (the API answers 400 otherwise)."""
-    raw = body.get(name)
-    if not isinstance(raw, str):
-        raise _ApiError(400, f"{name} is required")
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _ApiError(400, f"{name} must be an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        raise _ApiError(400, f"{name} must include a timezone")
-    parsed = parsed.astimezone(UTC)
+    parsed = _timestamp(body.get(name), name)
     if parsed.time() != datetime.min.time():
         raise _ApiError(400, f"{name} must be a UTC midnight")
     return parsed

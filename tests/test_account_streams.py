@@ -433,28 +433,31 @@ def test_an_audit_entry_out_of_order_is_written_then_stops_the_run(fake_api, tmp
     assert set(emitted) == {e["id"] for e in data.audit_logs[:170]}
 
 
+def audit_logs_from(fake_api, tmp_path, bookmark: str):
+    """A run of audit_logs (start_date 60 days back) from a state with `bookmark`."""
+    data = recent_account(customers=2)
+    server = fake_api(data)
+    config = tap_config(
+        server, start_date=(TODAY - timedelta(days=60)).isoformat(), end_date=None
+    )
+    run = run_tap(
+        config,
+        tmp_path,
+        catalog=catalog_selecting(config, tmp_path, {"audit_logs"}),
+        state={"bookmarks": {"audit_logs": {"replication_key_value": bookmark}}},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return data, server, run
+
+
 @pytest.mark.parametrize(
     "typed", ["{day}t10:00:00z", " {day}T10:00:00Z", "{day}T12:00:00+02:00"]
 )
 def test_an_audit_bookmark_typed_loosely_is_read_in_the_tap_form(
     fake_api, tmp_path, typed
 ):
-    data = recent_account(customers=2)
-    server = fake_api(data)
     day = TODAY - timedelta(days=20)
-    config = tap_config(
-        server, start_date=(TODAY - timedelta(days=60)).isoformat(), end_date=None
-    )
-    state = {
-        "bookmarks": {"audit_logs": {"replication_key_value": typed.format(day=day)}}
-    }
-    run = run_tap(
-        config,
-        tmp_path,
-        catalog=catalog_selecting(config, tmp_path, {"audit_logs"}),
-        state=state,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    data, server, run = audit_logs_from(fake_api, tmp_path, typed.format(day=day))
     assert audit_queries(server)[0]["starting_on"] == f"{day}T10:00:00Z"
     assert run.records("audit_logs") == [
         e for e in data.audit_logs if e["timestamp"] >= f"{day}T10:00:00Z"
@@ -462,19 +465,9 @@ def test_an_audit_bookmark_typed_loosely_is_read_in_the_tap_form(
 
 
 def test_an_audit_bookmark_later_today_is_in_the_future(fake_api, tmp_path):
-    data = recent_account(customers=2)
-    server = fake_api(data)
-    start = TODAY - timedelta(days=60)
-    config = tap_config(server, start_date=start.isoformat(), end_date=None)
     later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    state = {"bookmarks": {"audit_logs": {"replication_key_value": later}}}
-    run = run_tap(
-        config,
-        tmp_path,
-        catalog=catalog_selecting(config, tmp_path, {"audit_logs"}),
-        state=state,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    data, server, run = audit_logs_from(fake_api, tmp_path, later)
+    start = TODAY - timedelta(days=60)
     assert f"audit_logs bookmark {later} is in the future" in run.stderr
     assert audit_queries(server)[0]["starting_on"] == f"{start}T00:00:00Z"
     assert run.records("audit_logs") == data.audit_logs

@@ -115,6 +115,38 @@ def run_source(
     )
 
 
+def read_source(
+    tmp_path: Path, config_path: str, catalog_path: str, state_path: str | None = None
+) -> SourceRun:
+    """`source-metronome read`, with `--state` when given, to its end."""
+    state = () if state_path is None else ("--state", state_path)
+    return run_source(
+        tmp_path, "read", "--config", config_path, "--catalog", catalog_path, *state
+    )
+
+
+def costs_catalog(tmp_path: Path, config_path: str) -> str:
+    """A configured catalog of customer_costs alone, from `discover`."""
+    (message,) = run_source(tmp_path, "discover", "--config", config_path).messages
+    return write(
+        tmp_path, "catalog.json", configured(message["catalog"], {"customer_costs"})
+    )
+
+
+def start_read(
+    tmp_path: Path, config_path: str, catalog_path: str
+) -> tap_process.TapProcess:
+    """`source-metronome read` under way, its stdout a pipe, to be stopped by the test."""
+    return tap_process.TapProcess(
+        ["read", "--config", config_path, "--catalog", catalog_path],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tap_process.DEVNULL,
+        program=tap_process.SOURCE,
+    )
+
+
 def write(tmp_path: Path, name: str, value: Any) -> str:
     path = tmp_path / name
     path.write_text(json.dumps(value, default=str))
@@ -269,9 +301,7 @@ def test_read_equals_singer_mode_and_resumes_incrementally(discovered, tmp_path)
     data, server, config, config_path, catalog = discovered
     catalog_path = write(tmp_path, "catalog.json", configured(catalog))
     server.app.reset_requests()
-    read = run_source(
-        tmp_path, "read", "--config", config_path, "--catalog", catalog_path
-    )
+    read = read_source(tmp_path, config_path, catalog_path)
     assert read.returncode == 0, read.stderr[-3000:]
     airbyte_requests = Counter(path for path, _ in server.app.requests)
 
@@ -342,16 +372,7 @@ def test_read_equals_singer_mode_and_resumes_incrementally(discovered, tmp_path)
     # The state as PyAirbyte passes it back: an incremental second read.
     state_path = write(tmp_path, "state.json", as_pyairbyte_state(read))
     server.app.reset_requests()
-    second = run_source(
-        tmp_path,
-        "read",
-        "--config",
-        config_path,
-        "--catalog",
-        catalog_path,
-        "--state",
-        state_path,
-    )
+    second = read_source(tmp_path, config_path, catalog_path, state_path)
     assert second.returncode == 0, second.stderr[-3000:]
     archived = {c["id"] for c in data.archived_customers} - data.unsupported
     costs_requests = server.app.count(lambda p: p.endswith("/costs"))
@@ -369,15 +390,8 @@ def test_read_accepts_empty_state_and_incremental_on_a_full_table_stream(
         "catalog.json",
         configured(catalog, {"customers", "plans"}, mode="incremental"),
     )
-    run = run_source(
-        tmp_path,
-        "read",
-        "--config",
-        config_path,
-        "--catalog",
-        catalog_path,
-        "--state",
-        write(tmp_path, "state.json", []),
+    run = read_source(
+        tmp_path, config_path, catalog_path, write(tmp_path, "state.json", [])
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(run.records("customers")) == 10
@@ -386,10 +400,10 @@ def test_read_accepts_empty_state_and_incremental_on_a_full_table_stream(
     assert "customers: incremental was asked of a full-table stream" in run.stderr
 
 
-def _failed_read(tmp_path, config_path, catalog_path, *extra: str) -> SourceRun:
-    run = run_source(
-        tmp_path, "read", "--config", config_path, "--catalog", catalog_path, *extra
-    )
+def _failed_read(
+    tmp_path, config_path, catalog_path, state_path: str | None = None
+) -> SourceRun:
+    run = read_source(tmp_path, config_path, catalog_path, state_path)
     assert run.returncode != 0
     (error,) = run.errors()
     assert "\n" not in error["message"]
@@ -472,12 +486,8 @@ def test_a_bad_catalog_or_state_is_one_config_error(
         "catalog.json",
         catalog_value or configured(catalog, {"customer_costs"}),
     )
-    extra = (
-        ()
-        if state_value is None
-        else ("--state", write(tmp_path, "s.json", state_value))
-    )
-    run = _failed_read(tmp_path, config_path, catalog_path, *extra)
+    state_path = None if state_value is None else write(tmp_path, "s.json", state_value)
+    run = _failed_read(tmp_path, config_path, catalog_path, state_path)
     (error,) = run.errors()
     assert error["failure_type"] == "config_error"
     assert needle in error["message"]
@@ -490,20 +500,8 @@ def test_a_killed_read_resumes_from_its_last_state_without_loss(fake_api, tmp_pa
     server = fake_api(data, latency=0.002)
     config = tap_config(server, max_concurrency=2, lookback_days=1)
     config_path = write(tmp_path, "config.json", config)
-    catalog = json.loads(
-        run_source(tmp_path, "discover", "--config", config_path).stdout
-    )
-    catalog_path = write(
-        tmp_path, "catalog.json", configured(catalog["catalog"], {"customer_costs"})
-    )
-    proc = tap_process.TapProcess(
-        ["read", "--config", config_path, "--catalog", catalog_path],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=tap_process.PIPE,
-        stderr=tap_process.DEVNULL,
-        program=tap_process.SOURCE,
-    )
+    catalog_path = costs_catalog(tmp_path, config_path)
+    proc = start_read(tmp_path, config_path, catalog_path)
     assert proc.stdout is not None
     lines: list[str] = []
     for line in proc.stdout:
@@ -516,28 +514,13 @@ def test_a_killed_read_resumes_from_its_last_state_without_loss(fake_api, tmp_pa
     proc.stdout.close()
     partial = SourceRun(-9, "", "", protocol_lines("".join(lines)))
     state_path = write(tmp_path, "state.json", as_pyairbyte_state(partial))
-    resumed = run_source(
-        tmp_path,
-        "read",
-        "--config",
-        config_path,
-        "--catalog",
-        catalog_path,
-        "--state",
-        state_path,
-    )
+    resumed = read_source(tmp_path, config_path, catalog_path, state_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     key = ("customer_id", "start_timestamp", "credit_type_id")
     union = {tuple(r[k] for k in key) for r in partial.records("customer_costs")} | {
         tuple(r[k] for k in key) for r in resumed.records("customer_costs")
     }
-    expected = {
-        (cid, item["start_timestamp"], credit_type_id)
-        for cid in data.all_customer_ids()
-        if cid not in data.unsupported | data.deleted
-        for item in data.costs(cid, *_costs_range(config))
-        for credit_type_id in item["credit_types"]
-    }
+    expected = set(data.cost_rows(*_costs_range(config)))
     assert union == expected
     assert len(resumed.records("customer_costs")) < len(expected), "it resumed"
 
@@ -555,20 +538,8 @@ def test_sigterm_stops_a_read_with_incomplete_streams_and_a_transient_error(
 ):
     server = fake_api(FakeData.generate(customers=40, archived=0), latency=0.02)
     config_path = write(tmp_path, "config.json", tap_config(server))
-    catalog = json.loads(
-        run_source(tmp_path, "discover", "--config", config_path).stdout
-    )
-    catalog_path = write(
-        tmp_path, "catalog.json", configured(catalog["catalog"], {"customer_costs"})
-    )
-    proc = tap_process.TapProcess(
-        ["read", "--config", config_path, "--catalog", catalog_path],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=tap_process.PIPE,
-        stderr=tap_process.DEVNULL,
-        program=tap_process.SOURCE,
-    )
+    catalog_path = costs_catalog(tmp_path, config_path)
+    proc = start_read(tmp_path, config_path, catalog_path)
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:

@@ -57,14 +57,7 @@ def query(database: Path, sql: str) -> list[tuple]:
 
 
 def expected_cost_rows(data: FakeData) -> dict[tuple[str, str, str], Decimal | None]:
-    skipped = data.unsupported | data.deleted
-    return {
-        (cid, item["start_timestamp"], credit_type_id): entry.get("cost")
-        for cid in data.all_customer_ids()
-        if cid not in skipped
-        for item in data.costs(cid, START, END)
-        for credit_type_id, entry in item["credit_types"].items()
-    }
+    return data.cost_rows(START, END)
 
 
 def test_meltano_run_into_duckdb_then_incremental(meltano_project, fake_api, tmp_path):

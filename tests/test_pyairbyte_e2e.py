@@ -70,17 +70,6 @@ def read_with_pyairbyte(
     return summary, run.stdout
 
 
-def expected_costs(data: FakeData) -> dict[tuple[str, str, str], Decimal | None]:
-    skipped = data.unsupported | data.deleted
-    return {
-        (cid, item["start_timestamp"], credit_type_id): entry.get("cost")
-        for cid in data.all_customer_ids()
-        if cid not in skipped
-        for item in data.costs(cid, START, END)
-        for credit_type_id, entry in item["credit_types"].items()
-    }
-
-
 def test_pyairbyte_reads_into_duckdb_then_incrementally(pyairbyte, fake_api, tmp_path):
     data = FakeData.generate(customers=30, archived=4, plans=4, unsupported_every=11)
     server = fake_api(data)
@@ -93,7 +82,7 @@ def test_pyairbyte_reads_into_duckdb_then_incrementally(pyairbyte, fake_api, tmp
     first, printed = read_with_pyairbyte(pyairbyte, config, tmp_path)
     print(printed)
     tables = first["tables"]
-    costs = expected_costs(data)
+    costs = data.cost_rows(START, END)
     assert tables["customers"]["rows"] == 34
     assert tables["plans"]["rows"] == 4
     assert tables["plan_charges"]["rows"] == sum(len(c) for c in data.charges.values())
@@ -130,7 +119,7 @@ def test_pyairbyte_reads_into_duckdb_then_incrementally(pyairbyte, fake_api, tmp
     assert len(new_entries) <= second["read"]["audit_logs"] <= len(new_entries) + 2
     tables = second["tables"]
     assert all(t["rows"] == t["keys"] for t in tables.values()), tables
-    costs = expected_costs(data)
+    costs = data.cost_rows(START, END)
     assert tables["customer_costs"]["rows"] == len(costs)
     assert tables["audit_logs"]["rows"] == len(data.audit_logs)
     exact = sum((c for c in costs.values() if c is not None), Decimal(0))
