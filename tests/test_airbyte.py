@@ -213,16 +213,15 @@ def discovered(fake_api, tmp_path):
 
 
 def test_spec_is_the_settings_with_the_token_secret(tmp_path):
-    from tap_metronome.tap import TapMetronome
+    from tap_metronome.settings import SETTING_NAMES
 
     run = run_source(tmp_path, "spec")
     assert run.returncode == 0
     (message,) = run.messages
     schema = message["spec"]["connectionSpecification"]
     assert schema["properties"]["auth_token"]["airbyte_secret"] is True
-    assert set(schema["properties"]) == set(
-        TapMetronome.config_jsonschema["properties"]
-    )
+    assert set(schema["properties"]) == set(SETTING_NAMES)
+    assert "stream_maps" not in schema["properties"], "Singer-only SDK settings"
     assert schema["required"] == ["auth_token", "start_date"]
     Draft7Validator.check_schema(schema)
 

@@ -16,6 +16,7 @@ from typing import Any
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.settings import SETTING_NAMES
 from tap_metronome.tap import TapMetronome, read_json
 
 DOCS_URL = (
@@ -27,11 +28,19 @@ SYNC_MODES = ("full_refresh", "incremental")
 def connection_specification() -> dict[str, Any]:
     """The tap's settings schema, with the token marked secret the Airbyte way."""
     schema = copy.deepcopy(TapMetronome.config_jsonschema)
-    schema["properties"]["auth_token"]["airbyte_secret"] = True
+    # Only the tap's own settings: the SDK adds its Singer-only ones (stream maps,
+    # flattening) to this class attribute once a tap has been built.
+    properties = {
+        name: value
+        for name, value in schema["properties"].items()
+        if name in SETTING_NAMES
+    }
+    properties["auth_token"]["airbyte_secret"] = True
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Metronome",
         **schema,
+        "properties": properties,
     }
 
 
