@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
 
 import pytest
@@ -19,6 +20,7 @@ from tap_metronome.client import (
     RetryPolicy,
     retry_after_seconds,
 )
+from tap_metronome.transport import Deadline
 
 API = "https://api.metronome.test"
 URL = f"{API}/v1/plans"
@@ -150,3 +152,38 @@ def test_token_only_in_the_authorization_header():
     assert sent.headers["Authorization"] == "Bearer tok"
     assert "tok" not in sent.url
     assert "tok" not in repr(client)
+
+
+def _expired_within(deadline: Deadline, seconds: float) -> bool:
+    until = time.monotonic() + seconds
+    while not deadline.expired and time.monotonic() < until:
+        time.sleep(0.01)
+    return deadline.expired
+
+
+def test_one_watchdog_expires_each_deadline_when_due_and_never_after_its_request():
+    # Watched on other threads, as worker threads do; the later deadline is
+    # added first, so the earlier one has to wake the watchdog.
+    late, early, ended = Deadline(3600), Deadline(0.2), Deadline(0.1)
+    entered = threading.Barrier(3)
+
+    def hold(deadline: Deadline, leave: threading.Event) -> None:
+        with deadline:
+            entered.wait()
+            leave.wait(30)
+
+    leave = threading.Event()
+    threads = [threading.Thread(target=hold, args=(d, leave)) for d in (late, early)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    with ended:
+        pass  # a request that ended before its deadline
+    entered.wait()
+    assert _expired_within(early, 30)
+    leave.set()
+    for thread in threads:
+        thread.join()
+    assert not _expired_within(ended, 0.3)
+    assert not late.expired
+    assert [t.name for t in threading.enumerate()].count("request-deadlines") == 1
