@@ -64,6 +64,13 @@ def one_line(value: object, limit: int = 300) -> str:
     are escaped and the rest is cut, saying how much was cut.
     """
     text = value if isinstance(value, str) else repr(value)
+    # Nearly every line (each METRIC line, for one) has nothing to escape:
+    # `isprintable` is False for every category escaped below, and checks the
+    # whole text in C instead of one character at a time in Python.
+    if text.isprintable():
+        if len(text) <= limit:
+            return text
+        return f"{text[:limit]}... ({len(text) - limit} more characters)"
     out: list[str] = []
     size = 0
     for position, char in enumerate(text):

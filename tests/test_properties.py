@@ -186,6 +186,30 @@ def test_one_line_is_one_printable_line(text, limit):
     assert len(line) <= limit + 40
 
 
+def one_line_by_character(text: str, limit: int) -> str:
+    """What `one_line` means, written the slow way (it has a fast path)."""
+    out, size = [], 0
+    for position, char in enumerate(text):
+        if unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}:
+            char = char.encode("unicode_escape").decode("ascii")
+        out.append(char)
+        size += len(char)
+        if size >= limit and position + 1 < len(text):
+            out.append(f"... ({len(text) - position - 1} more characters)")
+            break
+    return "".join(out)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(max_size=300)
+    | st.text(alphabet=string.printable + "\u00a0\u2028\u200b\u00e9", max_size=300),
+    limit=st.integers(min_value=1, max_value=300),
+)
+def test_one_line_escapes_and_cuts_exactly_as_character_by_character(text, limit):
+    assert one_line(text, limit) == one_line_by_character(text, limit)
+
+
 @pytest.mark.parametrize(
     "bad", ["01/10/2026", "10/01/2026", "2026.01.10", "Jan 10 2026"]
 )
