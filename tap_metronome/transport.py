@@ -8,9 +8,8 @@ client reports the request as a timeout. Bodies are read in chunks up to
 `MAX_BODY_BYTES`.
 
 One watchdog thread serves every deadline of the process. A timer thread per
-request (the obvious way) started, woke and joined a thread for each of
-thousands of requests: about a tenth of the tap's CPU in a backfill, most of it
-context switches.
+request (the obvious way) started and stopped a thread for each of thousands of
+requests: a third of a costs backfill's context switches.
 
 The socket is found through urllib3's documented extension point, the
 connection class of a pool: `getresponse()` is called on every request, new or
@@ -63,10 +62,11 @@ class _Watchdog:
         with self._cond:
             self._due[deadline] = due
             if self._thread is None:
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name="request-deadlines", daemon=True
                 )
-                self._thread.start()
+                thread.start()  # if it cannot start, the next request tries again
+                self._thread = thread
             elif due < self._wake_at:
                 self._cond.notify()
 
