@@ -71,6 +71,11 @@ def one_line(value: object, limit: int = 300) -> str:
         if len(text) <= limit:
             return text
         return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return _one_line_by_character(text, limit)
+
+
+def _one_line_by_character(text: str, limit: int) -> str:
+    """`one_line` for text with something to escape, one character at a time."""
     out: list[str] = []
     size = 0
     for position, char in enumerate(text):

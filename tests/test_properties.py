@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_metronome.errors import InputError, one_line
+from tap_metronome.errors import InputError, _one_line_by_character, one_line
 from tap_metronome.logs import SafeLines
 from tap_metronome.settings import NUMBERS, SETTING_NAMES, parse_instant, parse_settings
 from tap_metronome.windows import CustomerBookmarks
@@ -186,20 +186,6 @@ def test_one_line_is_one_printable_line(text, limit):
     assert len(line) <= limit + 40
 
 
-def one_line_by_character(text: str, limit: int) -> str:
-    """What `one_line` means, written the slow way (it has a fast path)."""
-    out, size = [], 0
-    for position, char in enumerate(text):
-        if unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}:
-            char = char.encode("unicode_escape").decode("ascii")
-        out.append(char)
-        size += len(char)
-        if size >= limit and position + 1 < len(text):
-            out.append(f"... ({len(text) - position - 1} more characters)")
-            break
-    return "".join(out)
-
-
 @settings(max_examples=500, deadline=None)
 @given(
     text=st.text(max_size=300)
@@ -207,7 +193,7 @@ def one_line_by_character(text: str, limit: int) -> str:
     limit=st.integers(min_value=1, max_value=300),
 )
 def test_one_line_escapes_and_cuts_exactly_as_character_by_character(text, limit):
-    assert one_line(text, limit) == one_line_by_character(text, limit)
+    assert one_line(text, limit) == _one_line_by_character(text, limit)
 
 
 @pytest.mark.parametrize(
