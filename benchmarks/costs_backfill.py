@@ -233,7 +233,10 @@ def main() -> None:
     parser.add_argument("--compare-sequential", action="store_true")
     parser.add_argument("--bare", action="store_true", help="also run the bare loop")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="with --bare: tap/bare pairs to run"
+        "--repeat",
+        type=lambda text: max(1, int(text)),
+        default=1,
+        help="with --bare: tap/bare pairs to run (at least 1)",
     )
     parser.add_argument("--rss", help="comma-separated customer counts for RSS growth")
     parser.add_argument(
