@@ -1,4 +1,4 @@
-"""The README's settings table is what the tap itself reports."""
+"""The settings table of docs/settings.md is what the tap itself reports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def _settings_table(markdown: str) -> str:
     return markdown[start:end].strip()
 
 
-def test_readme_settings_table_equals_about_markdown():
+def test_settings_doc_table_equals_about_markdown():
     about = tap_about("markdown")
-    readme = (REPO / "README.md").read_text()
-    assert _settings_table(readme) == _settings_table(about)
+    doc = (REPO / "docs" / "settings.md").read_text()
+    assert _settings_table(doc) == _settings_table(about)

@@ -1,4 +1,4 @@
-"""Rewrite the README's settings table from `tap-metronome --about --format=markdown`.
+"""Rewrite the settings table of docs/settings.md from `tap-metronome --about --format=markdown`.
 
 `tests/test_docs.py` fails when the two differ; run this after changing a setting.
 """
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 
 def _table_bounds(markdown: str) -> tuple[int, int]:
@@ -26,9 +26,9 @@ def main() -> None:
         check=True,
     ).stdout
     a_start, a_end = _table_bounds(about)
-    readme = README.read_text()
-    r_start, r_end = _table_bounds(readme)
-    README.write_text(readme[:r_start] + about[a_start:a_end] + readme[r_end:])
+    doc = SETTINGS_DOC.read_text()
+    d_start, d_end = _table_bounds(doc)
+    SETTINGS_DOC.write_text(doc[:d_start] + about[a_start:a_end] + doc[d_end:])
 
 
 if __name__ == "__main__":
