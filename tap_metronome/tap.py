@@ -448,14 +448,7 @@ def _config_values(config: Any) -> dict[str, Any]:
 
 def read_json_object(path: str, option: str) -> dict[str, Any]:
     """A JSON object from a file, or `InputError` naming the option and the file."""
-    value = read_json(path, option)
-    if not isinstance(value, dict):
-        msg = (
-            f"{option} {one_line(path, 200)}: must be a JSON object, not "
-            f"{type(value).__name__}"
-        )
-        raise InputError(msg)
-    return value
+    return _json_object(read_json(path, option), f"{option} {one_line(path, 200)}")
 
 
 def read_json(path: str, option: str) -> Any:
@@ -493,7 +486,10 @@ def _parse_json(text: str, where: str) -> Any:
 
 
 def _parse_object(text: str, where: str) -> dict[str, Any]:
-    value = _parse_json(text, where)
+    return _json_object(_parse_json(text, where), where)
+
+
+def _json_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         msg = f"{where}: must be a JSON object, not {type(value).__name__}"
         raise InputError(msg)
