@@ -21,19 +21,10 @@ import sys  # noqa: E402
 from typing import NoReturn  # noqa: E402
 
 import click  # noqa: E402
-from singer_sdk.exceptions import (  # noqa: E402
-    ConfigValidationError,
-    MappingError,
-    SingerSDKError,
-)
+from singer_sdk.exceptions import ConfigValidationError  # noqa: E402
 
-from tap_metronome.errors import (  # noqa: E402
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    MetronomeError,
-    SyncInterrupted,
-    one_line,
-)
+from tap_metronome import failures  # noqa: E402
+from tap_metronome.errors import EXIT_INPUT, SyncInterrupted, one_line  # noqa: E402
 from tap_metronome.logs import protect_logs  # noqa: E402
 from tap_metronome.output import OutputError  # noqa: E402
 from tap_metronome.tap import TapMetronome  # noqa: E402
@@ -87,34 +78,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _report(exc: BaseException) -> int:
-    signum = stopping.received()
-    if signum is not None:
-        exc = SyncInterrupted(signum)  # whatever ended it (e.g. a cancelled request)
-    if isinstance(exc, SyncInterrupted):
-        LOGGER.warning("%s", exc)
-        return exc.exit_code
-    if isinstance(exc, OutputError):
+    failure = failures.describe(exc)
+    if isinstance(exc, OutputError) and stopping.received() is None:
         _detach_stdout()
-    if isinstance(exc, MetronomeError):
-        LOGGER.error("%s", exc)
-        return exc.exit_code
-    if isinstance(exc, MappingError):
-        LOGGER.error("stream_maps: %s", one_line(str(exc), 300))
-        return EXIT_INPUT
-    if isinstance(exc, SingerSDKError):
-        LOGGER.error("%s: %s", type(exc).__name__, one_line(str(exc), 300))
-        return EXIT_INPUT
-    if isinstance(exc, KeyboardInterrupt):
-        LOGGER.warning("Interrupted before the sync started")
-        return 130
-    LOGGER.error(
-        "Unexpected error (a bug in tap-metronome; please report it with the DEBUG "
-        "log, TAP_METRONOME_LOGLEVEL=DEBUG): %s: %s",
-        type(exc).__name__,
-        one_line(str(exc), 300),
-    )
-    LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
-    return EXIT_INTERNAL
+    if failure.detail is None:
+        LOGGER.log(failure.level, "%s", failure.message)
+    else:
+        LOGGER.error("%s: %s", failure.message, failure.detail)
+        LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
+    return failure.exit_code
 
 
 def _detach_stdout() -> None:

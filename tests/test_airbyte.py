@@ -445,6 +445,22 @@ def test_retries_running_out_is_a_transient_error(fake_api, tmp_path):
     assert run.returncode == 2
 
 
+def test_a_bad_stream_map_ends_as_in_singer_mode(discovered, tmp_path):
+    # `tap-metronome` exits 1 naming stream_maps (tests/test_hostile.py); the
+    # Airbyte source ends the same run the same way, not as a bug.
+    _, _, config, _, catalog = discovered
+    config_path = write(
+        tmp_path, "maps.json", {**config, "stream_maps": {"plans": {"x": "1 +"}}}
+    )
+    catalog_path = write(tmp_path, "catalog.json", configured(catalog, {"plans"}))
+    run = _failed_read(tmp_path, config_path, catalog_path)
+    (error,) = run.errors()
+    assert error["failure_type"] == "config_error"
+    assert error["message"].startswith("stream_maps: ")
+    assert "internal_message" not in error
+    assert run.returncode == 1
+
+
 @pytest.mark.parametrize(
     ("catalog_value", "state_value", "needle"),
     [

@@ -19,22 +19,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.logging import ConsoleFormatter
 
-from tap_metronome import stopping
+from tap_metronome import failures, stopping
 from tap_metronome.airbyte import catalog, messages
 from tap_metronome.airbyte.messages import FailureType
 from tap_metronome.airbyte.writer import AirbyteWriter
-from tap_metronome.client import MetronomeAuthError, RetriesExhaustedError
-from tap_metronome.errors import (
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    InputError,
-    MetronomeError,
-    SyncInterrupted,
-    one_line,
-)
+from tap_metronome.errors import SyncInterrupted, one_line
 from tap_metronome.logs import SAFE_LINES, protect_logs
 from tap_metronome.tap import TapMetronome, read_json_object
 
@@ -143,32 +134,16 @@ def _write(message: dict[str, Any]) -> None:
 
 def _describe(exc: BaseException) -> tuple[str, FailureType, int, str | None]:
     """The one line, failure type, exit code and internal detail of a failure."""
-    signum = stopping.received()
-    if signum is not None and not isinstance(exc, SyncInterrupted):
-        exc = SyncInterrupted(signum)  # whatever ended it (e.g. a cancelled request)
-    kind: FailureType = "system_error"
+    failure = failures.describe(exc)
     internal = None
-    if isinstance(exc, ConfigValidationError):
-        text = "; ".join(str(error) for error in exc.errors) or str(exc)
-        kind, code = "config_error", EXIT_INPUT
-    elif isinstance(exc, MetronomeError):
-        text, code = str(exc), exc.exit_code
-        if isinstance(exc, InputError | MetronomeAuthError):
-            kind = "config_error"
-        elif isinstance(exc, RetriesExhaustedError | SyncInterrupted):
-            kind = "transient_error"
-    else:
-        text = (
-            "Unexpected error (a bug in tap-metronome; please report it with the "
-            f"DEBUG log, TAP_METRONOME_LOGLEVEL=DEBUG): {type(exc).__name__}"
-        )
-        code, internal = EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
+    if failure.detail is not None:
+        internal = f"{type(exc).__name__}: {failure.detail}"
         LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
     redact = SAFE_LINES.redact
     return (
-        one_line(redact(text), 1000),
-        kind,
-        code,
+        one_line(redact(failure.message), 1000),
+        failure.kind,
+        failure.exit_code,
         None if internal is None else one_line(redact(internal), 1000),
     )
 

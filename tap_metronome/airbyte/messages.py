@@ -13,7 +13,8 @@ from typing import Any, Literal
 import msgspec
 from singer_sdk.contrib.msgspec import enc_hook
 
-FailureType = Literal["config_error", "system_error", "transient_error"]
+from tap_metronome.failures import Kind as FailureType
+
 Status = Literal["STARTED", "RUNNING", "COMPLETE", "INCOMPLETE"]
 
 #: Decimal is written as a JSON number with every digit (never a float, never a string).
