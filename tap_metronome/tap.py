@@ -334,11 +334,19 @@ class TapMetronome(Tap):
     def cb_config(
         cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
     ) -> Any:
-        """Read `--config` files, refusing unreadable ones with one line."""
+        """Read each `--config` file once, refusing an unreadable one with one line.
+
+        A file may be a pipe (`/dev/stdin`, `<(...)`), which can be read only
+        once: the SDK's callback is given only `ENV`, and the files' values,
+        merged in order as the SDK would, are handed to it in what it returns.
+        """
+        config_input = super().cb_config(
+            ctx, param, tuple(path for path in value if path == "ENV")
+        )
         for path in value:
             if path != "ENV":
-                read_json_object(path, "--config")
-        return super().cb_config(ctx, param, value)
+                config_input.config |= read_json_object(path, "--config")
+        return config_input
 
     @classmethod
     def invoke(

@@ -16,6 +16,7 @@ installed wheel. `TAP_TESTS_EXEC=1` runs every test with a real
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -38,6 +39,8 @@ TAP = "tap_metronome"
 SOURCE = "tap_metronome.airbyte"
 
 Stream = int | str | Path | None  # PIPE, DEVNULL, a file path, or inherit (None)
+#: A file to read as stdin (`< file`), or bytes a thread writes into a pipe (`cat |`).
+Stdin = Path | bytes | None
 
 
 def _child(
@@ -53,9 +56,14 @@ def _child(
             os.dup2(where.fileno(), target_fd)
             where.close()
         else:
-            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            flags = (
+                os.O_RDONLY if target_fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            )
+            fd = os.open(where, flags, 0o644)
             os.dup2(fd, target_fd)
             os.close(fd)
+        if target_fd == 0:
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -81,17 +89,23 @@ class TapProcess:
         stderr: Stream = None,
         text: bool = False,
         program: str = TAP,
+        stdin: Stdin = None,
     ) -> None:
         env = dict(os.environ if env is None else env)
         self.returncode: int | None = None
         self.stdout: IO[Any] | None = None
         self.stderr: IO[Any] | None = None
+        stdin_fd = _feed(stdin) if isinstance(stdin, bytes) else None
         if _EXEC:
             out, err = _popen_stream(stdout), _popen_stream(stderr)
+            source: Any = stdin_fd
+            if isinstance(stdin, Path):
+                source = open(stdin, "rb")  # noqa: SIM115 - closed once started
             self._popen: subprocess.Popen | None = subprocess.Popen(
                 [sys.executable, "-m", program, *args],
                 cwd=cwd,
                 env=env,
+                stdin=source,
                 stdout=out,
                 stderr=err,
                 text=text,
@@ -99,19 +113,29 @@ class TapProcess:
             for stream in (out, err):  # the child has its own copy of a file
                 if hasattr(stream, "close"):
                     stream.close()
+            if isinstance(source, int):
+                os.close(source)
+            elif source is not None:
+                source.close()
             self.pid = self._popen.pid
             self.stdout, self.stderr = self._popen.stdout, self._popen.stderr
             return
         self._popen = None
         streams: list[tuple[int, Any]] = []
-        write_ends: list[Connection] = []
+        child_ends: list[Connection] = []
+        if stdin_fd is not None:
+            read_end = Connection(stdin_fd, writable=False)
+            child_ends.append(read_end)
+            streams.append((0, read_end))
+        elif stdin is not None:
+            streams.append((0, str(stdin)))
         for target_fd, where in ((1, stdout), (2, stderr)):
             if where is None:
                 continue
             if where == PIPE:
                 read_fd, write_fd = os.pipe()
                 write_end = Connection(write_fd, readable=False)
-                write_ends.append(write_end)
+                child_ends.append(write_end)
                 streams.append((target_fd, write_end))
                 reader = open(read_fd, "r" if text else "rb")  # noqa: SIM115
                 if target_fd == 1:
@@ -129,8 +153,8 @@ class TapProcess:
         try:
             self._process.start()
         finally:
-            for write_end in write_ends:  # the child has its own copies now
-                write_end.close()
+            for end in child_ends:  # the child has its own copies now
+                end.close()
         assert self._process.pid is not None
         self.pid: int = self._process.pid
 
@@ -197,10 +221,18 @@ def run(
     timeout: float = 120,
     stdout: Stream = PIPE,
     program: str = TAP,
+    stdin: Stdin = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the tap to its end, like `subprocess.run(..., capture_output=True, text=True)`."""
     process = TapProcess(
-        args, cwd=cwd, env=env, stdout=stdout, stderr=PIPE, text=True, program=program
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=PIPE,
+        text=True,
+        program=program,
+        stdin=stdin,
     )
     try:
         out, err = process.communicate(timeout=timeout)
@@ -212,3 +244,16 @@ def run(
     return subprocess.CompletedProcess(
         ["tap-metronome", *args], process.returncode, out or "", err or ""
     )
+
+
+def _feed(data: bytes) -> int:
+    """The read end of a pipe that a thread fills with `data`, then closes."""
+    read_fd, write_fd = os.pipe()
+
+    def write() -> None:
+        # The child may stop reading early (a failed run): its pipe breaks.
+        with contextlib.suppress(BrokenPipeError), open(write_fd, "wb") as pipe:
+            pipe.write(data)
+
+    threading.Thread(target=write, daemon=True).start()
+    return read_fd
