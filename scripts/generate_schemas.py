@@ -205,18 +205,33 @@ class Spec:
         self.document = document
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
-        """`node` with its `$ref` (and the ref's own refs) replaced by the target."""
+        """`node` with its `$ref` (and the ref's own refs) replaced by the target.
+
+        As OpenAPI 3.0 reads it: the siblings of `$ref` are ignored (the spec has
+        `{"type": "object", "$ref": <a string enum>}`), except `nullable`, which
+        the official client honours, and `description`, kept as the column's
+        text (it describes the field, not its type, and changes no value's
+        validity).
+        """
         seen: set[str] = set()
+        nullable = False
+        description = None
         while "$ref" in node:
             ref = node["$ref"]
             if ref in seen:
                 msg = f"circular $ref {ref}"
                 raise ValueError(msg)
             seen.add(ref)
+            nullable = nullable or node.get("nullable") is True
+            description = description or node.get("description")
             target: Any = self.document
             for part in ref.removeprefix("#/").split("/"):
                 target = target[part]
-            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+            node = target
+        if nullable:
+            node = {**node, "nullable": True}
+        if description:
+            node = {**node, "description": description}
         return node
 
     def item_schema(self, listing: Listing) -> dict[str, Any]:
