@@ -25,6 +25,7 @@ from singer_sdk.singerlib import Catalog
 from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.flattening import FlatteningMapper
 from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
 from tap_metronome.metrics import HttpMetrics
@@ -297,6 +298,18 @@ class TapMetronome(Tap):
         )
         for warning in warnings:
             self.logger.warning("%s", warning)
+
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps and flattening, with records flattened safely.
+
+        As `Tap.setup_mapper`, with `flattening.FlatteningMapper` for the SDK's
+        `PluginMapper` (singer-sdk 0.54.9 crashes on a record key such as
+        `description` when flattening).
+        """
+        self.mapper = FlatteningMapper(
+            plugin_config=dict(self.config), logger=self.logger
+        )
+        self.mapper.register_raw_streams_from_catalog(self.catalog)
 
     @classmethod
     def environment_config(cls) -> dict[str, Any]:

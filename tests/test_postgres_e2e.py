@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import MELTANO
 from tests.fake_metronome import NEW_ENUM_VALUES, FakeData, what_metronome_may_add
 from tests.test_account_streams import expected_usage
+from tests.test_flattening import with_keyword_keys
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
 KEYS = {
@@ -254,9 +255,15 @@ def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
     meltano_project, postgres, fake_api
 ):
     """Flattening on, target validation on, and the API sending an unknown field in
-    every object and a new value of every enum-like field."""
+    every object, a new value of every enum-like field, and a `description` in every
+    item (a balance's stopped singer-sdk 0.54.9's flattening: issue 22)."""
     data = FakeData.generate(customers=8, archived=2, plans=2)
-    server = fake_api(data, tamper=what_metronome_may_add)
+    server = fake_api(
+        data,
+        tamper=lambda path, body: with_keyword_keys(
+            path, what_metronome_may_add(path, body)
+        ),
+    )
     run = meltano_run(
         server,
         postgres,
@@ -283,6 +290,8 @@ def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
         )
     }
     assert "customer_config__salesforce_account_id" in columns
+    balances = sql(postgres, "SELECT count(*), count(description) FROM flat.balances")
+    assert balances == [(billing_counts(data)["balances"],) * 2]
     charge_types = {
         row[0] for row in sql(postgres, "SELECT charge_type FROM flat.plan_charges")
     }
