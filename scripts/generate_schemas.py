@@ -275,13 +275,11 @@ class Spec:
         if "items" in node:
             out["items"] = self.convert(node["items"], depth + 1)
         if "properties" in node:
-            required = set(node.get("required", []))
             out["properties"] = {}
             for name, child in node["properties"].items():
-                converted = self.convert(child, depth + 1)
-                if name not in required:
-                    converted = _nullable(converted)
-                out["properties"][name] = converted
+                # Null whatever the spec requires: a value that does not match is
+                # written as null (tap_metronome/unexpected.py).
+                out["properties"][name] = _nullable(self.convert(child, depth + 1))
         extra = node.get("additionalProperties")
         if isinstance(extra, dict) and extra:
             out["additionalProperties"] = self.convert(extra, depth + 1)
@@ -487,16 +485,34 @@ def costs_schema(spec: Spec) -> dict[str, Any]:
     )
 
 
+#: Where the tap keeps a value that does not match the schema (unexpected.py).
+UNEXPECTED_VALUES = {
+    "type": ["object", "null"],
+    "description": (
+        "Added by the tap: values the API sent that do not match this schema, by "
+        "JSON Pointer (RFC 6901) of their place in the record, which holds null "
+        "instead. Null when every value matched."
+    ),
+    "properties": {},
+    "additionalProperties": True,
+}
+
+
 def _stream(
     name: str, description: str, *, keys: list[str], properties: dict[str, Any]
 ) -> dict[str, Any]:
+    """A stream's schema: every field but the keys may be null."""
+    properties = {
+        field: schema if field in keys else _nullable(schema)
+        for field, schema in properties.items()
+    }
     return {
         "$schema": DRAFT,
         "title": name,
         "description": description,
         "type": "object",
         "required": keys,
-        "properties": properties,
+        "properties": {**properties, "_unexpected_values": UNEXPECTED_VALUES},
     }
 
 

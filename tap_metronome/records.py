@@ -1,10 +1,13 @@
 """API items turned into records, with the type checks the schema promises.
 
 Cost rows skip the SDK's per-record conformance (it was ~40% of the tap's CPU),
-so every field is checked here instead, against `schemas/customer_costs.json`:
-a value of the wrong type stops the run with a line naming the customer and
-day, rather than reaching a target that would reject or mis-type it. Fields the
-API may add inside a line item pass through, as the schema admits them.
+so every field is checked here instead, against `schemas/customer_costs.json`.
+A day or cost of the wrong type stops the run with a line naming the customer
+and day (bookmarks and amounts depend on them); a credit type name or line item
+value of the wrong type is nulled and kept in `_unexpected_values`
+(`unexpected.py`), rather than reaching a target that would reject or mis-type
+it. Fields the API may add inside a line item pass through, as the schema
+admits them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.unexpected import COLUMN, pointer
 from tap_metronome.windows import day_stamps
 
 if TYPE_CHECKING:
@@ -21,7 +25,6 @@ if TYPE_CHECKING:
 
 _STRING = (str,)
 _NUMBER = (int, Decimal)
-_ABSENT = object()
 
 
 def _is(value: Any, types: tuple[type, ...], *, nullable: bool) -> bool:
@@ -34,31 +37,40 @@ def _refuse(where: str, what: str, value: Any) -> ResponseError:
     return ResponseError(f"{where} returned {what}: {one_line(value, 80)}")
 
 
-#: Line item fields the schema types: (name, allowed types, may be null). Checked
-#: with `type(...) in`, which also refuses bool where a number is expected.
+#: Line item fields the schema types: (name, allowed types). Checked with
+#: `type(...) in`, which also refuses bool where a number is expected.
 _LINE_FIELDS = (
-    ("name", (str,), False),
-    ("cost", (int, Decimal), False),
-    ("group_key", (str,), True),
-    ("group_value", (str,), True),
+    ("name", (str,)),
+    ("cost", (int, Decimal)),
+    ("group_key", (str,)),
+    ("group_value", (str,)),
 )
 
 
-def _check_line_items(lines: Any, where: str, day: str) -> None:
+def _checked_line_items(lines: Any, moved: dict[str, Any]) -> Any:
+    """The line items, with each value of the wrong type nulled and put in `moved`.
+
+    Line items are described, not computed with: a value that does not match is
+    kept as an unexpected value (`unexpected.py`), not fatal.
+    """
     if lines is None:
-        return
-    if type(lines) is not list:
-        raise _refuse(
-            where, f"a line_item_breakdown that is not a list on {day}", lines
-        )
-    for line in lines:
-        if type(line) is not dict:
-            raise _refuse(where, f"a line item that is not an object on {day}", line)
-        for key, types, nullable in _LINE_FIELDS:
-            value = line.get(key, _ABSENT)
-            if value is _ABSENT or type(value) in types or (nullable and value is None):
+        return None
+    if type(lines) is not list or not all(type(line) is dict for line in lines):
+        moved["/line_item_breakdown"] = lines
+        return None
+    out = lines
+    for index, line in enumerate(lines):
+        for key, types in _LINE_FIELDS:
+            value = line.get(key)
+            if value is None or type(value) in types:
                 continue
-            raise _refuse(where, f"a line item {key} of the wrong type on {day}", value)
+            if out is lines:
+                out = list(lines)
+            if out[index] is line:
+                out[index] = dict(line)
+            out[index][key] = None
+            moved[f"/line_item_breakdown/{index}/{pointer([key])[1:]}"] = value
+    return out
 
 
 def _instant(value: str) -> datetime | None:
@@ -122,22 +134,22 @@ def cost_rows(
         name = entry.get("name")
         cost = entry.get("cost")
         lines = entry.get("line_item_breakdown")
-        if not _is(name, _STRING, nullable=True):
-            raise _refuse(
-                where, f"a credit type name that is not a string on {start}", name
-            )
         if not _is(cost, _NUMBER, nullable=True):
             raise _refuse(where, f"a cost that is not a number on {start}", cost)
-        _check_line_items(lines, where, start)
-        rows.append(
-            {
-                "customer_id": customer_id,
-                "start_timestamp": start,
-                "end_timestamp": end,
-                "credit_type_id": credit_type_id,
-                "credit_type_name": name,
-                "cost": cost,
-                "line_item_breakdown": lines,
-            }
-        )
+        moved: dict[str, Any] = {}
+        if not _is(name, _STRING, nullable=True):
+            moved["/credit_type_name"] = name
+            name = None
+        row = {
+            "customer_id": customer_id,
+            "start_timestamp": start,
+            "end_timestamp": end,
+            "credit_type_id": credit_type_id,
+            "credit_type_name": name,
+            "cost": cost,
+            "line_item_breakdown": _checked_line_items(lines, moved),
+        }
+        if moved:
+            row[COLUMN] = moved
+        rows.append(row)
     return rows

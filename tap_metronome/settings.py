@@ -80,6 +80,7 @@ class Settings:
     invoices_lookback_days: int = 35
     usage_lookback_days: int = 35
     usage_window_size: str = "day"
+    unexpected_values: str = "keep"
     progress_interval_seconds: float = 30
     user_agent: str | None = None
 
@@ -378,15 +379,18 @@ def _customer_ids(value: Any, errors: _Errors) -> tuple[str, ...] | None:
 
 #: Usage window sizes the tap reads (`none` has no place in an incremental table).
 USAGE_WINDOW_SIZES = ("day", "hour")
+#: What a value that does not match the stream's schema does (`unexpected.py`).
+UNEXPECTED_VALUES = ("keep", "fail")
 
 
-def _window_size(value: Any, errors: _Errors) -> str:
+def _choice(name: str, value: Any, choices: tuple[str, ...], errors: _Errors) -> str:
+    """One of `choices` (any case), the first when unset."""
     if value is None or value == "":
-        return USAGE_WINDOW_SIZES[0]
-    if isinstance(value, str) and value.strip().lower() in USAGE_WINDOW_SIZES:
+        return choices[0]
+    if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
-    errors.add("usage_window_size", f"{one_line(value, 60)} is not day or hour")
-    return USAGE_WINDOW_SIZES[0]
+    errors.add(name, f"{one_line(value, 60)} is not {' or '.join(choices)}")
+    return choices[0]
 
 
 def _user_agent(value: Any, errors: _Errors) -> str | None:
@@ -444,7 +448,12 @@ def parse_settings(
     )
     customer_ids = _customer_ids(config.get("customer_ids"), errors)
     user_agent = _user_agent(config.get("user_agent"), errors)
-    window_size = _window_size(config.get("usage_window_size"), errors)
+    window_size = _choice(
+        "usage_window_size", config.get("usage_window_size"), USAGE_WINDOW_SIZES, errors
+    )
+    unexpected = _choice(
+        "unexpected_values", config.get("unexpected_values"), UNEXPECTED_VALUES, errors
+    )
     if errors or start is None:
         return None, list(errors), warnings
     settings = Settings(
@@ -456,6 +465,7 @@ def parse_settings(
         customer_ids=customer_ids,
         user_agent=user_agent,
         usage_window_size=window_size,
+        unexpected_values=unexpected,
         **numbers,  # type: ignore[arg-type]
     )
     return settings, [], warnings

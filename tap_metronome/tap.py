@@ -226,6 +226,21 @@ class TapMetronome(Tap):
             description="One usage row per customer, billable metric and day, or hour.",
         ),
         th.Property(
+            "unexpected_values",
+            th.StringType,
+            default="keep",
+            allowed_values=["keep", "fail"],
+            title="Unexpected values",
+            description=(
+                "What a value that does not match its stream's schema does, in a field "
+                "the tap does not compute with: keep (the record is written with the "
+                "field null and the value in its _unexpected_values column, with a "
+                "WARNING) or fail (the run stops naming the stream and field). Keys, "
+                "replication keys, dates and amounts the tap computes with always stop "
+                "the run."
+            ),
+        ),
+        th.Property(
             "progress_interval_seconds",
             th.NumberType,
             default=30,

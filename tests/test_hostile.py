@@ -425,8 +425,6 @@ BAD_ANSWERS = [
         "plans",
     ),
     ("item-null", on("/v1/plans", lambda b: b["data"].__setitem__(0, None)), "plans"),
-    ("name-number", on("/v1/customers", first("name", 5)), "name"),
-    ("prices-string", on("/charges", first("prices", "free")), "prices"),
     ("credit-types-null", on("/costs", first("credit_types", None)), "credit_types"),
     (
         "credit-types-missing",
@@ -437,19 +435,6 @@ BAD_ANSWERS = [
     ("end-null", on("/costs", first("end_timestamp", None)), "end_timestamp"),
     ("cost-string", on("/costs", first_credit_type("cost", "12.50")), "cost"),
     ("cost-bool", on("/costs", first_credit_type("cost", True)), "cost"),
-    (
-        "lines-object",
-        on("/costs", first_credit_type("line_item_breakdown", {})),
-        "line_item",
-    ),
-    (
-        "line-cost-string",
-        on(
-            "/costs",
-            first_credit_type("line_item_breakdown", [{"name": "x", "cost": "1"}]),
-        ),
-        "line item cost",
-    ),
     ("page-null", replace_body(None), "plans"),
     ("page-list", replace_body([]), "plans"),
     ("page-no-data", replace_body({"items": [], "next_page": None}), "plans"),
@@ -471,6 +456,92 @@ def test_an_answer_the_spec_rules_out_stops_with_one_line(
     assert "| ERROR" in last, last
     assert "Stream " in last, last
     assert "GET /v1/" in last, last
+
+
+#: Values of the wrong type in fields the tap does not compute with: (case,
+#: tamper, stream, JSON Pointer of the value, the value as sent).
+KEPT_ANSWERS = [
+    ("name-number", on("/v1/customers", first("name", 5)), "customers", "/name", 5),
+    (
+        "prices-string",
+        on("/charges", first("prices", "free")),
+        "plan_charges",
+        "/prices",
+        "free",
+    ),
+    (
+        "lines-object",
+        on("/costs", first_credit_type("line_item_breakdown", {})),
+        "customer_costs",
+        "/line_item_breakdown",
+        {},
+    ),
+    (
+        "line-cost-string",
+        on(
+            "/costs",
+            first_credit_type("line_item_breakdown", [{"name": "x", "cost": "1"}]),
+        ),
+        "customer_costs",
+        "/line_item_breakdown/0/cost",
+        "1",
+    ),
+    (
+        "billable-status-object",
+        on("/v1/customers", first("external_id", {"a": ["b"]})),
+        "customers",
+        "/external_id",
+        {"a": ["b"]},
+    ),
+    (
+        "created-at-not-a-date",
+        on("/v1/customers", first("created_at", "2016-12-31T23:59:60Z")),
+        "customers",
+        "/created_at",
+        "2016-12-31T23:59:60Z",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "tamper", "stream", "where", "value"),
+    KEPT_ANSWERS,
+    ids=[c[0] for c in KEPT_ANSWERS],
+)
+def test_an_unexpected_value_is_kept_and_the_run_goes_on(
+    tmp_path, case, tamper, stream, where, value
+):
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=tamper)
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+        failing = run_cli(
+            tmp_path, config=config_for(server.url, unexpected_values="fail")
+        )
+    messages = check(run, 0)  # every RECORD validates against its SCHEMA
+    kept = [
+        m["record"]
+        for m in messages
+        if m["type"] == "RECORD"
+        and m["stream"] == stream
+        and m["record"].get("_unexpected_values")
+    ]
+    assert kept  # the tamper changes the first item of every page
+    for record in kept:
+        assert record["_unexpected_values"] == {where: value}
+        place = record
+        for part in where.split("/")[1:]:
+            place = place[int(part) if isinstance(place, list) else part]
+        assert place is None
+    field = "/".join("*" if p.isdigit() else p for p in where.split("/")[1:])
+    warnings = [line for line in run.stderr.splitlines() if "| WARNING" in line]
+    assert sum(f"Stream {stream}:" in w and f" in {field}," in w for w in warnings) == 1
+    assert any(
+        line.startswith(f"{stream}: ") or f"| {stream}: " in line
+        for line in run.stderr.splitlines()
+        if f"{len(kept)} records with unexpected values kept" in line
+    ), run.stderr[-2000:]
+    check(failing, 2, where.split("/")[-1] if case != "lines-object" else "line_item")
+    assert "unexpected" in failing.stderr.strip().splitlines()[-1]
 
 
 def test_what_the_api_may_add_passes_and_validates(tmp_path):

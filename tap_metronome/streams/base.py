@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from jsonschema import Draft202012Validator
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
@@ -27,6 +26,7 @@ from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.pagination import iter_pages
 from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
+from tap_metronome.unexpected import UnexpectedValues
 from tap_metronome.windows import CustomerBookmarks, end_of_today
 
 if TYPE_CHECKING:
@@ -130,29 +130,41 @@ class MetronomeStream(Stream):
         """The primary keys emitted: the API must not list an item twice."""
         return SeenKeys()
 
+    #: Fields the tap computes with beyond its keys: a value that does not match
+    #: the schema stops the run whatever `unexpected_values` says.
+    strict_fields: ClassVar[frozenset[str]] = frozenset()
+
     @functools.cached_property
-    def record_validator(self) -> Draft202012Validator:
-        """The stream's schema, compiled once (formats are not checked)."""
-        return Draft202012Validator(self.schema)
+    def unexpected(self) -> UnexpectedValues:
+        """The schema check of this stream's records, with the run's policy."""
+        strict = {*self.strict_fields, *(self.primary_keys or ())}
+        if self.replication_key:
+            strict.add(self.replication_key)
+        parent = getattr(self, "parent", None)
+        if parent:  # the parent's id the tap adds
+            strict.add(PARENT_KEYS[parent])
+        return UnexpectedValues(
+            self.schema,
+            stream=self.name,
+            where=f"{self.method} {self.path}",
+            strict=strict,
+            policy=self._tap.require_settings().unexpected_values,
+            logger=self.logger,
+        )
 
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
-        """Refuse a row that does not match the schema; skip an item listed twice.
+        """Check a row against the schema; skip an item listed twice.
 
-        A wrong type stops the run naming the field; a repeat is skipped with a
-        WARNING naming its primary key. The SDK's conformance drops unknown
-        fields (with a WARNING) but passes a value of the wrong type on, which a
-        target then rejects or mis-types.
+        A value that does not match is nulled and kept in `_unexpected_values`
+        (`unexpected.py`), or stops the run naming the field if the tap computes
+        with it or the setting says `fail`; a repeat is skipped with a WARNING
+        naming its primary key. The SDK's conformance drops unknown fields (with
+        a WARNING) but passes a value of the wrong type on, which a target then
+        rejects or mis-types.
         """
-        error = next(iter(self.record_validator.iter_errors(row)), None)
-        if error is not None:
-            field = "/".join(str(part) for part in error.absolute_path) or "(item)"
-            msg = (
-                f"Stream {self.name}: {self.method} {self.path} returned an item whose "
-                f"{field} does not match the schema: {one_line(error.message, 160)}"
-            )
-            raise ResponseError(msg)
+        row = self.unexpected.check(row)
         key = tuple(str(row.get(name)) for name in self.primary_keys or [])
         if key and not self.keys_seen.add(key):
             self.repeats_skipped += 1
@@ -258,7 +270,17 @@ class ParentStream(MetronomeStream):
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The items of this run's listing (kept on disk since it was read)."""
-        return self._tap.listings.items(self.name, requested_by=self.name)
+        rows = 0
+        for item in self._tap.listings.items(self.name, requested_by=self.name):
+            rows += 1
+            yield item
+        self.logger.info(
+            "%s: %d records, %d repeated items skipped, %s",
+            self.name,
+            rows,
+            self.repeats_skipped,
+            self.unexpected.summary(),
+        )
 
     def get_child_context(
         self, record: dict[str, Any], context: Context | None
@@ -296,7 +318,18 @@ class ListStream(MetronomeStream):
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every item, or every parent's items, in the order the API lists them."""
         if self.parent is None:
-            yield from self.list_items(self.path, self.params, self.body)
+            rows = 0
+            for item in self.list_items(self.path, self.params, self.body):
+                rows += 1
+                yield item
+            self.logger.info(
+                "%s: %d records, %d requests, %d repeated items skipped, %s",
+                self.name,
+                rows,
+                self.pages_read,
+                self.repeats_skipped,
+                self.unexpected.summary(),
+            )
             return
         partitions: Partitions[list[dict[str, Any]]] = Partitions(
             self,
@@ -315,7 +348,9 @@ class ListStream(MetronomeStream):
             yield from items
             partitions.done(rows)
         partitions.summary(
-            f"{rows} records", f"{self.repeats_skipped} repeated items skipped"
+            f"{rows} records",
+            f"{self.repeats_skipped} repeated items skipped",
+            self.unexpected.summary(),
         )
 
     def items_of(self, parent_id: str) -> list[dict[str, Any]]:

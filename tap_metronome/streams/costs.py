@@ -21,6 +21,7 @@ from tap_metronome.client import MetronomeAPIError
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.partitions import Partitions, cancel_on_error
+from tap_metronome.unexpected import COLUMN
 from tap_metronome.windows import (
     SYNCED_UNTIL,
     CustomerBookmarks,
@@ -79,7 +80,9 @@ class CustomerCostsStream(MetronomeStream):
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
-        """Rows were checked by `cost_rows` already."""
+        """Rows were checked by `cost_rows` already; values it moved are noted."""
+        if COLUMN in row:
+            self.unexpected.note(row)
         return row
 
     def settled_customers(self, bookmarks: CustomerBookmarks) -> set[str]:
@@ -212,4 +215,5 @@ class CustomerCostsStream(MetronomeStream):
             f"{rows} cost rows",
             f"{idle_days} idle days without costs",
             f"{duplicates} duplicate rows skipped",
+            self.unexpected.summary(),
         )

@@ -56,6 +56,7 @@ class UsageStream(MetronomeStream):
         "start_timestamp",
     ]
     replication_key = "start_timestamp"
+    strict_fields = frozenset({"end_timestamp"})  # the window
     is_sorted = False  # paged per series, not by time: `synced_until` is the bookmark
 
     def bookmark(self) -> date | None:
@@ -111,7 +112,7 @@ class UsageStream(MetronomeStream):
         )
         self.logger.info(
             "usage: %d %s windows (%s to %s), %d requests, %d rows, %d repeated rows "
-            "skipped",
+            "skipped, %s",
             windows,
             settings.usage_window_size,
             first,
@@ -119,6 +120,7 @@ class UsageStream(MetronomeStream):
             self.pages_read - pages_before,
             rows,
             self.repeats_skipped,
+            self.unexpected.summary(),
         )
 
 
@@ -235,11 +237,13 @@ class AuditLogsStream(MetronomeStream):
                 raise ResponseError(msg)
             latest = moment
         self.logger.info(
-            "audit_logs: %d entries from %s, %d requests, %d repeated entries skipped",
+            "audit_logs: %d entries from %s, %d requests, %d repeated entries "
+            "skipped, %s",
             entries,
             first_only["starting_on"],
             self.pages_read - pages_before,
             self.repeats_skipped,
+            self.unexpected.summary(),
         )
 
 

@@ -1,0 +1,290 @@
+"""Values that do not match the stream's schema: kept in the record, not fatal.
+
+Why: the API may send a value its spec does not allow (a new enum kind of
+object, a number as a string). Stopping the run for it stops every stream after
+it, on every scheduled run, until a release. So, like Airbyte's destinations
+(which null the value and note it in `_airbyte_meta`), a value that does not
+match is written as null and kept, as it came, in the record's
+`_unexpected_values` column: a JSON object of RFC 6901 pointer -> value
+(`{"/billable_status": {"a": 1}}`), declared in every stream's schema.
+
+What stays strict (a `ResponseError` stops the run, naming the stream and
+field): the fields the tap computes with, which are a stream's primary keys,
+replication key, the parent id it adds and its `strict_fields` (an invoice's
+status and line items, a usage window's end), and an item that is not an
+object. With the setting `unexpected_values: fail`, every mismatch is strict.
+
+A value "does not match" when the schema's type refuses it, or when it is a
+string whose format (`date-time`, `date`, `uuid`) a target would parse and
+cannot: a target such as target-postgres makes a TIMESTAMP column of a
+`date-time` field and would refuse the whole batch.
+
+The field nulled is the deepest location, from the one that does not match up
+to its top-level field, whose schema admits null: in practice the field itself
+(the schemas admit null everywhere but in keys and array items).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from tap_metronome.errors import ResponseError, one_line
+
+#: The column that keeps the values the tap nulled (declared in every schema).
+COLUMN = "_unexpected_values"
+KEEP = "keep"
+FAIL = "fail"
+
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+FORMATS = FormatChecker(formats=())
+
+
+@FORMATS.checks("date-time")
+def _is_date_time(value: object) -> bool:
+    """RFC 3339, and parseable by Python (as the SDK's targets parse it)."""
+    if not isinstance(value, str):
+        return True  # the type check speaks for other kinds
+    if not _DATE_TIME.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace(" ", "T"))
+    except ValueError:  # 2026-02-30, a leap second
+        return False
+    return True
+
+
+@FORMATS.checks("date")
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+@FORMATS.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _UUID.fullmatch(value):
+        return False
+    uuid.UUID(value)
+    return True
+
+
+def pointer(path: Iterable[str | int]) -> str:
+    """The RFC 6901 JSON Pointer of a location (`/line_items/0/total`)."""
+    return "".join(
+        "/" + str(part).replace("~", "~0").replace("/", "~1") for part in path
+    )
+
+
+def field_name(path: Iterable[str | int]) -> str:
+    """A location without its array positions, for log lines (`line_items/*/total`)."""
+    return "/".join("*" if isinstance(part, int) else str(part) for part in path)
+
+
+def _schema_at(schema: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
+    """The schema of the value at `path` (`{}`, anything, where none is declared)."""
+    node: Any = schema
+    for part in path:
+        if not isinstance(node, Mapping):
+            return {}
+        if isinstance(part, int):
+            node = node.get("items", {})
+            continue
+        properties = node.get("properties") or {}
+        if part in properties:
+            node = properties[part]
+        else:
+            extra = node.get("additionalProperties", {})
+            node = extra if isinstance(extra, Mapping) else {}
+    return node
+
+
+def _admits_null(schema: Any) -> bool:
+    if not isinstance(schema, Mapping):
+        return bool(schema)
+    kind = schema.get("type")
+    return kind is None or kind == "null" or (isinstance(kind, list) and "null" in kind)
+
+
+class UnexpectedValues:
+    """One stream's check of its records against its schema, with the policy."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        *,
+        stream: str,
+        where: str,
+        strict: Iterable[str],
+        policy: str,
+        logger: logging.Logger,
+    ) -> None:
+        self.schema = schema
+        self.stream = stream
+        #: The request, for messages ("GET /v1/customers/{customer_id}/invoices").
+        self.where = where
+        self.strict = frozenset(strict)
+        self.policy = policy
+        self.logger = logger
+        self.validator = Draft202012Validator(schema, format_checker=FORMATS)
+        #: Records written with a value moved to `_unexpected_values`, this run.
+        self.rows = 0
+        self._warned: set[str] = set()
+
+    def check(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row if it matches; else a copy with each mismatch nulled and kept.
+
+        Raises `ResponseError` for a mismatch the policy or the field makes strict.
+        """
+        if COLUMN in row:  # the API's own, if it ever sends one: kept, not trusted
+            row = dict(row)
+            moved: dict[str, Any] = {pointer([COLUMN]): row.pop(COLUMN)}
+        else:
+            moved = {}
+        errors = [
+            error
+            for error in self.validator.iter_errors(row)
+            # The tap checks the forms of the fields it computes with itself (an
+            # id need not be a uuid to be a key).
+            if error.validator != "format"
+            or not error.absolute_path
+            or error.absolute_path[0] not in self.strict
+        ]
+        if not errors and not moved:
+            return row
+        targets = sorted(
+            {
+                self._target(tuple(error.absolute_path), error.message)
+                for error in errors
+            },
+            key=len,
+        )
+        chosen: list[tuple[str | int, ...]] = []
+        for target in targets:
+            if not any(target[: len(done)] == done for done in chosen):
+                chosen.append(target)
+        row = _nulled(row, chosen, moved)
+        remaining = next(iter(self.validator.iter_errors(row)), None)
+        if remaining is not None:  # a schema without a nullable place for it
+            raise self._refusal(tuple(remaining.absolute_path), remaining.message)
+        self.note(row, moved)
+        return row
+
+    def note(self, row: dict[str, Any], moved: Mapping[str, Any] | None = None) -> None:
+        """Count a row that carries unexpected values and warn once per field.
+
+        For rows built by the tap with `_unexpected_values` already set (costs);
+        under `unexpected_values: fail` it raises instead.
+        """
+        moved = moved if moved is not None else row.get(COLUMN) or {}
+        if not moved:
+            row.pop(COLUMN, None)
+            return
+        if self.policy == FAIL:
+            where, value = next(iter(moved.items()))
+            raise self._refusal(
+                tuple(where.split("/")[1:]), f"{one_line(value, 60)} is unexpected"
+            )
+        row[COLUMN] = dict(moved)
+        self.rows += 1
+        for where, value in moved.items():
+            name = field_name(_unescape(where))
+            if name in self._warned:
+                continue
+            self._warned.add(name)
+            self.logger.warning(
+                "Stream %s: %s returned %s in %s, which does not match the schema; "
+                "the record is written with it null and the value in %s "
+                "(unexpected_values: keep; once per field and run)",
+                self.stream,
+                self.where,
+                one_line(value, 80),
+                name,
+                COLUMN,
+            )
+
+    def summary(self) -> str:
+        """The stream's summary-line part."""
+        return f"{self.rows} records with unexpected values kept"
+
+    def _target(
+        self, path: tuple[str | int, ...], message: str
+    ) -> tuple[str | int, ...]:
+        """Where to null for a mismatch at `path`, or the refusal if it is strict."""
+        if (
+            not path
+            or self.policy == FAIL
+            or (len(path) == 1 and path[0] in self.strict)
+        ):
+            raise self._refusal(path, message)
+        for end in range(len(path), 0, -1):
+            if end == 1 and path[0] in self.strict:
+                break
+            if _admits_null(_schema_at(self.schema, path[:end])):
+                return path[:end]
+        raise self._refusal(path, message)
+
+    def _refusal(self, path: tuple[str | int, ...], message: str) -> ResponseError:
+        field = "/".join(str(part) for part in path) or "(item)"
+        hint = (
+            ""
+            if not path or path[0] in self.strict or self.policy != FAIL
+            else (" (unexpected_values: fail)")
+        )
+        return ResponseError(
+            f"Stream {self.stream}: {self.where} returned an item whose {field} does "
+            f"not match the schema: {one_line(message, 160)}{hint}"
+        )
+
+
+def _unescape(where: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for part in where.split("/")[1:]:
+        text = part.replace("~1", "/").replace("~0", "~")
+        parts.append(int(text) if text.isdigit() else text)
+    return parts
+
+
+def _nulled(
+    row: dict[str, Any],
+    targets: list[tuple[str | int, ...]],
+    moved: dict[str, Any],
+) -> dict[str, Any]:
+    """A copy of `row` with each target null, its value put in `moved`.
+
+    Copies only the containers on the way: the row may be shared (invoices are
+    kept for their line items and bookmarks).
+    """
+    out = dict(row)
+    copied: set[int] = {id(out)}
+    for target in targets:
+        container: Any = out
+        for part in target[:-1]:
+            child = container[part]
+            if id(child) not in copied:
+                child = list(child) if isinstance(child, list) else dict(child)
+                copied.add(id(child))
+                container[part] = child
+            container = child
+        moved[pointer(target)] = container[target[-1]]
+        container[target[-1]] = None
+    return out
