@@ -20,10 +20,14 @@ script writes. The policy (docs/architecture.md, "Schemas"):
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
+import importlib
 import json
 import re
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,60 +50,9 @@ class Listing:
     replication_key: str | None = None
     description: str = ""
     added: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: Fields the spec requires without defining them (its examples and the
-    #: official client have them), declared here.
-    undefined_in_spec: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 UUID = {"type": "string", "format": "uuid"}
-_STRING_MAP = {
-    "type": ["object", "null"],
-    "properties": {},
-    "additionalProperties": {"type": "string"},
-}
-_NUMBER = {"type": ["number", "null"]}
-_STRING = {"type": ["string", "null"]}
-#: Invoice fields that the official client (metronome-sdk 4.12) has and the spec's
-#: list schema lacks; types from the client's model.
-INVOICE_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
-    "plan_id": _STRING | {"description": "The plan the invoice was billed on."},
-    "plan_name": _STRING,
-    "plan_custom_fields": _STRING_MAP,
-    "subtotal": _NUMBER,
-    "regenerated_from_invoice_id": _STRING,
-    "invoice_adjustments": {
-        "type": ["array", "null"],
-        "items": {
-            "type": "object",
-            "properties": {
-                "credit_type": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                    },
-                },
-                "name": {"type": "string"},
-                "total": {"type": "number"},
-                "credit_grant_id": _STRING,
-                "credit_grant_custom_fields": _STRING_MAP,
-            },
-        },
-    },
-}
-#: The same for a line item; sub-line items are kept as they come (JSON).
-LINE_ITEM_FIELDS_OF_THE_CLIENT: dict[str, dict[str, Any]] = {
-    "group_key": _STRING,
-    "group_value": _STRING,
-    "quantity_consumed": _NUMBER,
-    "sub_line_items": {
-        "type": ["array", "null"],
-        "description": "The line item's breakdown (charges, tiers, credit grants), as "
-        "the API returns it.",
-        "items": {"type": "object", "properties": {}, "additionalProperties": True},
-    },
-}
-
 LISTINGS: dict[str, Listing] = {
     "customers": Listing(
         "get",
@@ -124,13 +77,6 @@ LISTINGS: dict[str, Listing] = {
         added={
             "customer_id": UUID
             | {"description": "The customer (added by the tap; the API item has none)."}
-        },
-        undefined_in_spec={
-            "plan_name": {"type": "string", "description": "The plan's name."},
-            "plan_description": {
-                "type": "string",
-                "description": "The plan's description.",
-            },
         },
     ),
     "contracts": Listing(
@@ -161,7 +107,6 @@ LISTINGS: dict[str, Listing] = {
             "DRAFT, FINALIZED and VOID invoices; start_timestamp (the billing period's "
             "start) is the replication key."
         ),
-        undefined_in_spec=INVOICE_FIELDS_OF_THE_CLIENT,
     ),
     "credit_types": Listing("get", "/v1/credit-types/list", ("id",)),
     "billable_metrics": Listing(
@@ -196,6 +141,133 @@ LISTINGS: dict[str, Listing] = {
         "replication key.",
     ),
 }
+
+
+#: The official client's (metronome-sdk) type of one item of each stream's
+#: endpoint, under `metronome.types`: its fields that the spec lacks are added.
+CLIENT_MODELS = {
+    "customers": "v1.customer_detail.CustomerDetail",
+    "plans": "v1.plan_list_response.PlanListResponse",
+    "plan_charges": "v1.plan_list_charges_response.PlanListChargesResponse",
+    "customer_plans": "v1.customers.plan_list_response.PlanListResponse",
+    "contracts": "shared.contract_v2.ContractV2",
+    "balances": "v1.contract_list_balances_response.ContractListBalancesResponse",
+    "invoices": "v1.customers.invoice.Invoice",
+    "invoice_line_items": "v1.customers.invoice.LineItem",
+    "credit_types": "v1.pricing_unit_list_response.PricingUnitListResponse",
+    "billable_metrics": "v1.billable_metric_list_response.BillableMetricListResponse",
+    "products": "v1.contracts.product_list_response.ProductListResponse",
+    "rate_cards": "v1.contracts.rate_card_list_response.RateCardListResponse",
+    "usage": "v1.usage_list_response.UsageListResponse",
+    "audit_logs": "v1.audit_log_list_response.AuditLogListResponse",
+    "customer_costs": "v1.customer_list_costs_response.CustomerListCostsResponse",
+}
+
+
+def _client_type(dotted: str) -> Any:
+    module, _, name = f"metronome.types.{dotted}".rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def client_fields(properties: dict[str, Any], model: Any, depth: int = 0) -> None:
+    """Add to `properties` the fields of the client's `model` that they lack.
+
+    Recursively: a field both have is followed into its nested objects, list
+    items and map values. Where the spec has a free-form object, nothing is added.
+    """
+    for kind in _models(model):
+        for name, info in kind.model_fields.items():
+            key = info.alias or name
+            if key not in properties:
+                properties[key] = _nullable(client_schema(info.annotation))
+                properties[key]["description"] = (
+                    properties[key].get("description", "") + _FROM_THE_CLIENT
+                ).strip()
+            elif depth < 12:
+                _follow(properties[key], info.annotation, depth + 1)
+
+
+_FROM_THE_CLIENT = " (From the official client, metronome-sdk; not in the spec.)"
+
+
+def _follow(node: dict[str, Any], annotation: Any, depth: int) -> None:
+    """Merge the client's fields into `node` wherever both describe objects."""
+    args = [a for a in _union_args(annotation) if a is not type(None)]
+    for arg in args:
+        origin = typing.get_origin(arg)
+        if origin is list and isinstance(node.get("items"), dict):
+            _follow(node["items"], typing.get_args(arg)[0], depth + 1)
+        elif origin is dict and isinstance(node.get("additionalProperties"), dict):
+            _follow(node["additionalProperties"], typing.get_args(arg)[1], depth + 1)
+        elif _is_model(arg) and node.get("properties"):
+            client_fields(node["properties"], arg, depth)
+
+
+def _union_args(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _union_args(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [a for arg in typing.get_args(annotation) for a in _union_args(arg)]
+    return [annotation]
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and hasattr(annotation, "model_fields")
+
+
+def _models(annotation: Any) -> list[Any]:
+    return [a for a in _union_args(annotation) if _is_model(a)]
+
+
+def client_schema(annotation: Any, depth: int = 0) -> dict[str, Any]:
+    """A tolerant JSON Schema for a type of the client (its fields all nullable)."""
+    args = [a for a in _union_args(annotation) if a is not type(None)]
+    nullable = len(args) < len(_union_args(annotation))
+    if len(args) > 1:
+        schema: dict[str, Any] = functools.reduce(
+            _union, [client_schema(a, depth + 1) for a in args]
+        )
+    elif not args or args[0] in (object, Any) or depth > 12:
+        return {}
+    else:
+        schema = _client_single(args[0], depth)
+    return _nullable(schema) if nullable else schema
+
+
+def _client_single(kind: Any, depth: int) -> dict[str, Any]:
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        values = typing.get_args(kind)
+        return {
+            "type": _JSON_KIND[type(values[0])],
+            "description": f"Known values: {', '.join(map(str, values))} "
+            "(others may appear).",
+        }
+    if origin is list:
+        return {
+            "type": "array",
+            "items": client_schema(typing.get_args(kind)[0], depth + 1),
+        }
+    if origin is dict:
+        value = client_schema(typing.get_args(kind)[1], depth + 1)
+        return _open_object({"type": "object", "additionalProperties": value or True})
+    if _is_model(kind):
+        properties: dict[str, Any] = {}
+        client_fields(properties, kind, depth + 1)
+        for schema in properties.values():  # nested: no "from the client" note
+            if schema.get("description", "").endswith(_FROM_THE_CLIENT.strip()):
+                text = schema["description"][: -len(_FROM_THE_CLIENT.strip())].strip()
+                schema.pop("description")
+                if text:
+                    schema["description"] = text
+        return _open_object({"type": "object", "properties": properties})
+    if kind in (datetime.datetime, datetime.date):
+        form = "date-time" if kind is datetime.datetime else "date"
+        return {"type": "string", "format": form}
+    return {"type": _JSON_KIND[kind]}
+
+
+_JSON_KIND = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
 class Spec:
@@ -387,8 +459,8 @@ def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
     properties = {
         **listing.added,
         **item.get("properties", {}),
-        **listing.undefined_in_spec,
     }
+    client_fields(properties, _client_type(CLIENT_MODELS[name]))
     for key in listing.keys:  # a key is never null
         schema = properties[key]
         kind = schema.get("type")
@@ -436,8 +508,8 @@ def line_items_schema(spec: Spec) -> dict[str, Any]:
             "replication key.",
         },
         **line["properties"],
-        **LINE_ITEM_FIELDS_OF_THE_CLIENT,
     }
+    client_fields(properties, _client_type("v1.customers.invoice.LineItem"))
     return _stream(
         "invoice_line_items",
         "A line item of an invoice of GET /v1/customers/{customer_id}/invoices, read "
@@ -524,9 +596,6 @@ def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     }
     schemas["customer_costs"] = costs_schema(spec)
     schemas["invoice_line_items"] = line_items_schema(spec)
-    # An invoice's line items have the client's fields too.
-    lines = schemas["invoices"]["properties"]["line_items"]["items"]["properties"]
-    lines.update(copy.deepcopy(LINE_ITEM_FIELDS_OF_THE_CLIENT))
     return dict(sorted(schemas.items()))
 
 

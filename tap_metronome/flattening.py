@@ -25,6 +25,21 @@ from collections.abc import Sequence
 from singer_sdk.helpers._flattening import flatten_record
 from singer_sdk.mapper import PluginMapper, StreamMap
 
+#: The default of the SDK's `flattening_max_key_length` here: PostgreSQL's
+#: identifier limit. The SDK's default (255) lets a flattened name such as
+#: `customer_billing_provider_configuration__delivery_method_configuration` (71)
+#: through; PostgreSQL cuts it to 63 characters and target-postgres, not finding
+#: the name it asked for, adds the column again: "DuplicateColumn", the load
+#: stops. At 63 the SDK shortens such a name itself (`cbpc__delivery_...`).
+FLATTENED_KEY_LENGTH = 63
+
+
+def flattening_config(config: dict) -> dict:
+    """`config` with `flattening_max_key_length` defaulted to `FLATTENED_KEY_LENGTH`."""
+    if config.get("flattening_max_key_length") is None:
+        return {**config, "flattening_max_key_length": FLATTENED_KEY_LENGTH}
+    return config
+
 
 class PropertiesFlattening(StreamMap):
     """A stream map that flattens records against its schema's properties only."""

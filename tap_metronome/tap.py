@@ -25,7 +25,7 @@ from singer_sdk.singerlib import Catalog
 from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
-from tap_metronome.flattening import FlatteningMapper
+from tap_metronome.flattening import FlatteningMapper, flattening_config
 from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
 from tap_metronome.metrics import HttpMetrics
@@ -319,10 +319,11 @@ class TapMetronome(Tap):
 
         As `Tap.setup_mapper`, with `flattening.FlatteningMapper` for the SDK's
         `PluginMapper` (singer-sdk 0.54.9 crashes on a record key such as
-        `description` when flattening).
+        `description` when flattening), and flattened names kept within
+        PostgreSQL's 63 characters unless `flattening_max_key_length` says.
         """
         self.mapper = FlatteningMapper(
-            plugin_config=dict(self.config), logger=self.logger
+            plugin_config=flattening_config(dict(self.config)), logger=self.logger
         )
         self.mapper.register_raw_streams_from_catalog(self.catalog)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import hashlib
 import json
 import random
@@ -34,6 +35,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.spec_items import complete
 
 TOKEN = "fake-metronome-token"
 MAX_LIMIT = 100
@@ -140,12 +143,18 @@ class FakeData:
             }
             if p % 3 != 2:
                 plan["custom_fields"] = {"x_account_id": f"acct-{p}"} if p % 2 else {}
-            data.plans.append(plan)
+            data.plans.append(complete("get", "/v1/plans", plan, p))
             data.charges[plan_id] = [
                 _charge(rng, seed, p, c) for c in range(charges_per_plan)
             ]
         data.credit_types = [
-            {**credit_type, "is_currency": n == 0}
+            complete(
+                "get",
+                "/v1/credit-types/list",
+                {**credit_type, "is_currency": n == 0},
+                n,
+                keep=("id", "name", "is_currency"),
+            )
             for n, credit_type in enumerate(CREDIT_TYPES)
         ]
         data.billable_metrics = [_billable_metric(seed, n) for n in range(catalog)]
@@ -195,6 +204,13 @@ class FakeData:
                 entry["request"] |= {"ip": f"10.0.{n % 250}.1", "user_agent": "web"}
             if n % 5 == 1:
                 entry["description"] = f"Changed {entry['resource_type']} ({n})"
+            entry = complete(
+                "get",
+                "/v1/auditLogs",
+                entry,
+                n,
+                keep=("id", "timestamp", "resource_type", "resource_id"),
+            )
             self.audit_logs.append(entry)
             added.append(entry)
         return added
@@ -240,6 +256,21 @@ class FakeData:
         ):
             value += Decimal(self.revision * 7) / 10
         return value
+
+    def usage_row(
+        self, customer_id: str, metric: dict[str, Any], start: datetime, end: datetime
+    ) -> dict[str, Any]:
+        """The usage item of one customer, metric and window, as the API sends it."""
+        row = {
+            "customer_id": customer_id,
+            "billable_metric_id": metric["id"],
+            "billable_metric_name": metric["name"],
+            "start_timestamp": _ts_seconds(start),
+            "end_timestamp": _ts_seconds(end),
+            "value": self.usage_value(customer_id, metric["id"], start, end),
+        }
+        number = self.number(customer_id) + int(start.timestamp()) // 3600
+        return complete("post", "/v1/usage", row, number, keep=tuple(row))
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer with this id, active or archived."""
@@ -420,7 +451,7 @@ def _customer(
             "value": rng.choice(["billable", "unbillable"]),
             "effective_at": _ts(created) if n % 4 == 0 else None,
         }
-    return customer
+    return complete("get", "/v1/customers", customer, n, owned=("archived_at",))
 
 
 _PRODUCTS = ["CPU hours", "Storage GB-months", "API calls", "Seats", "Egress GB"]
@@ -508,12 +539,21 @@ def _customer_plans(
                     }
                 ],
             }
-        out.append(customer_plan)
+        out.append(
+            complete(
+                "get",
+                "/v1/customers/{customer_id}/plans",
+                customer_plan,
+                n * 3 + k,
+                owned=("ending_before",),
+                keep=("plan_id", "starting_on"),
+            )
+        )
     return out
 
 
 def _billable_metric(seed: int, n: int) -> dict[str, Any]:
-    aggregation = ["SUM", "COUNT", "MAX", "LATEST"][n % 4]
+    aggregation = ["SUM", "COUNT", "MAX", "LATEST", "UNIQUE"][n % 5]
     metric: dict[str, Any] = {
         "id": _uuid(seed, "billable-metric", n),
         "name": f"{_PRODUCTS[n % len(_PRODUCTS)]} ({n})",
@@ -535,7 +575,14 @@ def _billable_metric(seed: int, n: int) -> dict[str, Any]:
         metric["archived_at"] = _ts(
             datetime(2024, 2, 1, tzinfo=UTC) + timedelta(days=n)
         )
-    return metric
+    return complete(
+        "get",
+        "/v1/billable-metrics",
+        metric,
+        n,
+        owned=("archived_at",),
+        keep=("id", "name"),
+    )
 
 
 def _product(seed: int, n: int, metrics: list[dict[str, Any]]) -> dict[str, Any]:
@@ -582,7 +629,9 @@ def _product(seed: int, n: int, metrics: list[dict[str, Any]]) -> dict[str, Any]
     }
     if n % 3 == 2:
         product["archived_at"] = _ts(created + timedelta(days=90))
-    return product
+    return complete(
+        "post", "/v1/contract-pricing/products/list", product, n, owned=("archived_at",)
+    )
 
 
 def _rate_card(seed: int, n: int) -> dict[str, Any]:
@@ -606,7 +655,7 @@ def _rate_card(seed: int, n: int) -> dict[str, Any]:
         ],
         "custom_fields": {},
     }
-    return card
+    return complete("post", "/v1/contract-pricing/rate-cards/list", card, n)
 
 
 def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
@@ -644,7 +693,7 @@ def _charge(rng: random.Random, seed: int, p: int, c: int) -> dict[str, Any]:
         charge["unit_conversion"] = {"division_factor": Decimal("1000000")}
         if p % 2:
             charge["unit_conversion"]["rounding_behavior"] = "ceiling"
-    return charge
+    return complete("get", "/v1/planDetails/{plan_id}/charges", charge, p * 100 + c)
 
 
 # -- customer billing: invoices, contracts, balances -----------------------------------
@@ -774,7 +823,44 @@ def _invoices(seed: int, n: int, customer_id: str, today: date) -> list[dict[str
             status = "DRAFT"
         elif k == 0 and n % 3 == 1:
             status = "VOID"
-        out.append(_invoice(seed, n, k, customer_id, period, status))
+        invoice = _invoice(seed, n, k, customer_id, period, status)
+        out.append(
+            complete(
+                "get",
+                "/v1/customers/{customer_id}/invoices",
+                invoice,
+                n * 12 + k,
+                owned=("issued_at",),
+                keep=(
+                    "id",
+                    "status",
+                    "type",
+                    "start_timestamp",
+                    "end_timestamp",
+                    "line_items",
+                    "customer_id",
+                    "total",
+                    "subtotal",
+                    *(
+                        f"line_items/*/{name}"
+                        for name in (
+                            "name",
+                            "type",
+                            "quantity",
+                            "unit_price",
+                            "total",
+                            "sub_line_items",
+                            "sub_line_items/*/quantity",
+                            "sub_line_items/*/subtotal",
+                        )
+                    ),
+                ),
+            )
+        )
+        lines = out[-1]["line_items"]
+        fees = [i for i, line in enumerate(lines) if line.get("name") == "Platform fee"]
+        if len(fees) == 2:  # the same charge twice stays the same
+            lines[fees[1]] = copy.deepcopy(lines[fees[0]])
         period = _next_month(period)
     return out
 
@@ -834,7 +920,7 @@ def _contracts(seed: int, n: int, customer_id: str) -> list[dict[str, Any]]:
             "usage_filter": [],
             "usage_statement_schedule": {
                 "billing_anchor_date": _ts(started),
-                "frequency": "MONTHLY",
+                "frequency": ["MONTHLY", "QUARTERLY", "ANNUAL", "WEEKLY"][(n + c) % 4],
             },
             "custom_fields": {"deal": f"D-{n}-{c}"} if c else {},
         }
@@ -842,7 +928,16 @@ def _contracts(seed: int, n: int, customer_id: str) -> list[dict[str, Any]]:
             contract["ending_before"] = _ts(started + timedelta(days=365))
         if c == 0 and n % 7 == 1:
             contract["archived_at"] = _ts(started + timedelta(days=40))
-        out.append(contract)
+        out.append(
+            complete(
+                "post",
+                "/v2/contracts/list",
+                contract,
+                n * 3 + c,
+                owned=("archived_at", "ending_before"),
+                keep=("id", "customer_id", "commits", "commits/*/id", "commits/*/type"),
+            )
+        )
     return out
 
 
@@ -882,7 +977,16 @@ def _balances(
                 "_archived": n % 6 == 4,
             }
         )
-    return out
+    return [
+        complete(
+            "post",
+            "/v1/contracts/customerBalances/list",
+            item,
+            n * 8 + i,
+            keep=("id", "type", "balance", "contract"),
+        )
+        for i, item in enumerate(out)
+    ]
 
 
 class _ApiError(HTTPException):
@@ -994,6 +1098,25 @@ def what_metronome_may_add(path: str, body: Any) -> Any:
         return node
 
     return grow(body, None)
+
+
+#: What `unexpected_values` plants: (path suffix, field, value the spec rules out).
+UNEXPECTED = (
+    ("/v1/customers", "name", 12345),
+    ("/v1/customers", "created_at", "2016-12-31T23:59:60Z"),
+    ("/invoices", "billable_status", {"value": "billable"}),
+)
+
+
+def unexpected_values(path: str, body: Any) -> Any:
+    """A `tamper` that gives the first item of each customers and invoices page a
+    value its schema refuses in a field the tap does not compute with."""
+    items = body.get("data") if isinstance(body, dict) else None
+    if items and isinstance(items[0], dict):
+        for suffix, name, value in UNEXPECTED:
+            if path.endswith(suffix):
+                items[0][name] = value
+    return body
 
 
 class FakeMetronomeApp:
@@ -1460,18 +1583,7 @@ class FakeMetronomeApp:
             start = starting_on
             while start < ending_before:
                 end = min(start + step, ending_before)
-                rows.append(
-                    {
-                        "customer_id": customer_id,
-                        "billable_metric_id": metric["id"],
-                        "billable_metric_name": metric["name"],
-                        "start_timestamp": _ts_seconds(start),
-                        "end_timestamp": _ts_seconds(end),
-                        "value": self.data.usage_value(
-                            customer_id, metric["id"], start, end
-                        ),
-                    }
-                )
+                rows.append(self.data.usage_row(customer_id, metric, start, end))
                 start = end
             return rows
 

@@ -36,16 +36,9 @@ def expected_usage(
         moment = midnight(start)
         while moment < midnight(end):
             stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-            rows[customer_id, metric["id"], stamp] = {
-                "customer_id": customer_id,
-                "billable_metric_id": metric["id"],
-                "billable_metric_name": metric["name"],
-                "start_timestamp": stamp,
-                "end_timestamp": (moment + step).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "value": data.usage_value(
-                    customer_id, metric["id"], moment, moment + step
-                ),
-            }
+            rows[customer_id, metric["id"], stamp] = data.usage_row(
+                customer_id, metric, moment, moment + step
+            )
             moment += step
     return rows
 

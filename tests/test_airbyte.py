@@ -22,7 +22,7 @@ from jsonschema import Draft7Validator
 
 from tests import tap_process
 from tests.conftest import catalog_selecting, clean_env, run_tap, tap_config
-from tests.fake_metronome import FakeData
+from tests.fake_metronome import FakeData, unexpected_values
 
 PROTOCOL = Draft7Validator(
     json.loads((Path(__file__).parent / "airbyte" / "protocol.json").read_text())
@@ -572,3 +572,35 @@ def test_sigterm_stops_a_read_with_incomplete_streams_and_a_transient_error(
     assert error["failure_type"] == "transient_error"
     assert "SIGTERM" in error["message"]
     assert run.messages[-1]["trace"]["type"] == "ERROR"
+
+
+def test_unexpected_values_are_carried_in_airbyte_records(fake_api, tmp_path):
+    """Airbyte mode writes the same kept rows: the value null, the original in
+    `_unexpected_values`, which the catalog declares."""
+    server = fake_api(
+        FakeData.generate(customers=4, archived=1, plans=1), tamper=unexpected_values
+    )
+    config_path = write(tmp_path, "config.json", tap_config(server))
+    (message,) = run_source(tmp_path, "discover", "--config", config_path).messages
+    streams = {s["name"]: s for s in message["catalog"]["streams"]}
+    assert all(
+        "_unexpected_values" in s["json_schema"]["properties"] for s in streams.values()
+    )
+    catalog_path = write(
+        tmp_path,
+        "catalog.json",
+        configured(message["catalog"], {"customers", "invoices"}),
+    )
+    read = read_source(tmp_path, config_path, catalog_path)
+    assert read.returncode == 0, read.stderr[-3000:]
+    kept = [r for r in read.records("customers") if r.get("_unexpected_values")]
+    assert [r["_unexpected_values"] for r in kept] == [
+        {"/name": 12345, "/created_at": "2016-12-31T23:59:60Z"}
+    ] * 2
+    assert all(r["name"] is None and r["created_at"] is None for r in kept)
+    invoices = read.records("invoices")
+    assert any(
+        r["_unexpected_values"] == {"/billable_status": {"value": "billable"}}
+        and r["billable_status"] is None
+        for r in invoices
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import collections
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import metronome
 import pytest
 
 from tests.fake_metronome import TOKEN, FakeData
+from tests.spec_items import CLIENT_REFUSES, DECIDED_BY_THE_FAKE, MAX_DEPTH, spec_items
 
 
 @pytest.fixture
@@ -344,3 +347,137 @@ def test_audit_logs_always_carry_a_cursor_and_refuse_starting_on_with_it(
     added = data.add_audit_entries(3)
     later = client.v1.audit_logs.list(limit=15, next_page=cursor)
     assert [e.id for e in later.data] == [e["id"] for e in added]
+
+
+# -- every field the spec allows, in every shape -----------------------------------
+
+
+def _locations(
+    node: Any, where: tuple[str, ...] = (), depth: int = 0, out=None, required=True
+):
+    """Every location of the spec's item schema: required?, nullable?, enum values."""
+    out = {} if out is None else out
+    node = spec_items().resolve(node)
+    if depth > MAX_DEPTH:
+        return out
+    variants = node.get("oneOf") or node.get("anyOf")
+    if variants:
+        for variant in variants:
+            _locations(variant, where, depth, out, required)
+        return out
+    if where:
+        info = out.setdefault(
+            where, {"required": True, "nullable": False, "enum": set()}
+        )
+        info["required"] = info["required"] and required
+        info["nullable"] = info["nullable"] or bool(node.get("nullable"))
+        values = [v for v in node.get("enum", []) if v is not None]
+        info["enum"] |= {
+            v
+            for v in values
+            # the client's spelling only (upper case), and what it accepts
+            if not (isinstance(v, str) and v != v.upper() and v.upper() in values)
+            and not any(
+                "/".join(where).endswith(suffix) and v in bad
+                for suffix, bad in CLIENT_REFUSES.items()
+            )
+        }
+    if "items" in node:
+        _locations(node["items"], (*where, "*"), depth + 1, out, True)
+    needed = set(node.get("required", []))
+    for name, child in (node.get("properties") or {}).items():
+        _locations(child, (*where, name), depth + 1, out, name in needed)
+    return out
+
+
+def _observe(value: Any, where: tuple[str, ...], seen, locations) -> None:
+    if isinstance(value, dict):
+        for location in locations:
+            if location[:-1] == where and location[-1] not in value:
+                seen[location].add("absent")
+        for key, child in value.items():
+            location = (*where, key)
+            if location in locations:
+                seen[location].add("null" if child is None else "present")
+                if child is not None and locations[location]["enum"]:
+                    seen[location, "enum"].add(child)
+                _observe(child, location, seen, locations)
+    elif isinstance(value, list):
+        location = (*where, "*")
+        for child in value:
+            if location in locations:
+                seen[location].add("null" if child is None else "present")
+            _observe(child, location, seen, locations)
+
+
+def coverage_gaps(method: str, path: str, items: list[Any]) -> list[str]:
+    """What the items never show: a property present, null, absent; an enum value."""
+    locations = _locations(spec_items().item_schema(method, path))
+    seen: dict[Any, set[Any]] = collections.defaultdict(set)
+    for item in items:
+        _observe(item, (), seen, locations)
+    decided = DECIDED_BY_THE_FAKE.get(path, set())
+    gaps = []
+    for location, info in locations.items():
+        name = "/".join(location)
+        wanted = {"present"}
+        if name not in decided and not any(name.startswith(f"{d}/") for d in decided):
+            wanted |= {"null"} if info["nullable"] else set()
+            wanted |= {"absent"} if not info["required"] else set()
+        gaps += [f"{name}: never {shape}" for shape in sorted(wanted - seen[location])]
+        if "present" in seen[location] and name not in decided:
+            missing = info["enum"] - seen[location, "enum"]
+            gaps += [f"{name}: never {value}" for value in sorted(map(str, missing))]
+    return gaps
+
+
+def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
+    """Across a data set: each property present, null (where the spec allows),
+    absent (where optional), each enum value, at every level; but the locations
+    the fake decides for its filters and the tests' checks (`complete(keep=...)`)."""
+    data = FakeData.generate(
+        customers=200, archived=12, plans=14, catalog=30, audit_entries=90
+    )
+    customers = data.all_customer_ids()
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    usage = [
+        data.usage_row(
+            customer_id,
+            metric,
+            start + timedelta(days=d),
+            start + timedelta(days=d + 1),
+        )
+        for customer_id, metric in data.usage_series(None, None)
+        for d in range(3)
+    ]
+    served = {
+        ("get", "/v1/customers"): data.customers + data.archived_customers,
+        ("get", "/v1/plans"): data.plans,
+        ("get", "/v1/planDetails/{plan_id}/charges"): [
+            c for charges in data.charges.values() for c in charges
+        ],
+        ("get", "/v1/customers/{customer_id}/plans"): [
+            p for plans in data.customer_plans.values() for p in plans
+        ],
+        ("get", "/v1/billable-metrics"): data.billable_metrics,
+        ("post", "/v1/contract-pricing/products/list"): data.products,
+        ("post", "/v1/contract-pricing/rate-cards/list"): data.rate_cards,
+        ("get", "/v1/customers/{customer_id}/invoices"): [
+            i for c in customers for i in data.invoices(c)
+        ],
+        ("post", "/v2/contracts/list"): [
+            i for c in customers for i in data.contracts(c)
+        ],
+        ("post", "/v1/contracts/customerBalances/list"): [
+            {k: v for k, v in i.items() if not k.startswith("_")}
+            for c in customers
+            for i in data.balances(c)
+        ],
+        ("post", "/v1/usage"): usage,
+        ("get", "/v1/auditLogs"): data.audit_logs,
+    }
+    gaps = {
+        path: coverage_gaps(method, path, items)
+        for (method, path), items in served.items()
+    }
+    assert not any(gaps.values()), {path: g for path, g in gaps.items() if g}

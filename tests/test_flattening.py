@@ -20,9 +20,14 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from singer_sdk.helpers._flattening import flatten_key
 from singer_sdk.mapper import PluginMapper
 
-from tap_metronome.flattening import PropertiesFlattening
+from tap_metronome.flattening import (
+    FLATTENED_KEY_LENGTH,
+    PropertiesFlattening,
+    flattening_config,
+)
 from tap_metronome.streams import STREAM_NAMES
 from tap_metronome.tap import TapMetronome
 from tests.conftest import catalog_selecting, run_tap, tap_config
@@ -117,7 +122,13 @@ def flattened_value(flat: dict[str, Any], path: tuple[str, ...], depth: int) -> 
     """The value at `path` in the flattened record: under its own key, or inside
     the JSON text of an ancestor (objects past `depth` levels, arrays)."""
     for length in range(1, min(len(path), depth + 1) + 1):
-        key = SEPARATOR.join(path[:length])
+        # The SDK's name, shortened as the tap asks (`FLATTENED_KEY_LENGTH`).
+        key = flatten_key(
+            path[length - 1],
+            list(path[: length - 1]),
+            SEPARATOR,
+            max_key_length=FLATTENED_KEY_LENGTH,
+        )
         if key in flat:
             held = flat[key]
             if length == len(path) and not isinstance(held, str):
@@ -172,7 +183,9 @@ def test_flattening_does_not_depend_on_the_schema_wording(taps, stream_name):
     tap = taps[1]
     stream = tap.streams[stream_name]
     schema = {**stream.schema, "title": "type", "description": "Any type of item."}
-    mapper = type(tap.mapper)(plugin_config=dict(tap.config), logger=tap.logger)
+    mapper = type(tap.mapper)(
+        plugin_config=flattening_config(dict(tap.config)), logger=tap.logger
+    )
     mapper.register_raw_stream_schema(stream_name, schema, stream.primary_keys)
     record = full_record(schema, stream_name)
     assert check_maps(mapper.stream_maps[stream_name], record, 1) > len(KEYWORDS)
@@ -229,7 +242,7 @@ def with_keyword_keys(path: str, body: Any) -> Any:
     """A `tamper` that gives every listed item a `description` (and a `title`)."""
     for item in body.get("data", []) if isinstance(body, dict) else []:
         if isinstance(item, dict):
-            item.setdefault("description", f"{path}: a commit of type PREPAID")
+            item["description"] = f"{path}: a commit of type PREPAID"
             item.setdefault("title", "a type")
     return body
 

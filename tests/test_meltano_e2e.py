@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from tests.conftest import MELTANO, REPO, project_env
-from tests.fake_metronome import TOKEN, FakeData
+from tests.fake_metronome import TOKEN, FakeData, unexpected_values
 
 START, END = date(2024, 3, 1), date(2024, 4, 15)
 LOOKBACK = 35
@@ -233,3 +233,32 @@ def test_the_readmes_meltano_and_make_commands_exist(meltano_project):
             check=False,
         )
         assert done.returncode == 0, (command, done.stderr[-1500:])
+
+
+def test_unexpected_values_load_into_duckdb(meltano_project, fake_api, tmp_path):
+    """Values the schema refuses in descriptive fields: the rows load, the value
+    null, the original in `_unexpected_values`."""
+    data = FakeData.generate(customers=6, archived=2, plans=1)
+    server = fake_api(data, tamper=unexpected_values)
+    database = tmp_path / "warehouse.duckdb"
+    run = meltano_run(server, meltano_project, database)
+    assert run.returncode == 0, run.stderr[-4000:]
+    rows = query(
+        database,
+        "SELECT name, created_at, _unexpected_values FROM metronome.customers "
+        "WHERE _unexpected_values IS NOT NULL",
+    )
+    assert len(rows) == 2
+    for name, created_at, kept in rows:
+        assert (name, created_at) == (None, None)
+        assert json.loads(kept) == {
+            "/name": 12345,
+            "/created_at": "2016-12-31T23:59:60Z",
+        }
+    assert query(database, "SELECT count(*) FROM metronome.customers")[0][0] == 8
+    invoices = query(
+        database,
+        "SELECT count(*) FROM metronome.invoices WHERE billable_status IS NULL "
+        "AND _unexpected_values IS NOT NULL",
+    )[0][0]
+    assert invoices == sum(1 for c in data.all_customer_ids() if data.invoices(c))

@@ -18,7 +18,12 @@ import psycopg
 import pytest
 
 from tests.conftest import MELTANO
-from tests.fake_metronome import NEW_ENUM_VALUES, FakeData, what_metronome_may_add
+from tests.fake_metronome import (
+    NEW_ENUM_VALUES,
+    FakeData,
+    unexpected_values,
+    what_metronome_may_add,
+)
 from tests.test_account_streams import expected_usage
 from tests.test_flattening import with_keyword_keys
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
@@ -319,3 +324,51 @@ def test_timestamps_shift_when_the_database_runs_in_another_zone(
         ]
     finally:
         sql(postgres, "ALTER DATABASE postgres SET timezone TO 'UTC'")
+
+
+def test_unexpected_values_and_billable_status_load_into_a_validating_target(
+    meltano_project, postgres, fake_api
+):
+    """Issue 22: values the schema refuses in fields the tap does not compute with
+    are loaded as null, with the value in `_unexpected_values` (jsonb); an
+    invoice's `billable_status` is a string column."""
+    data = FakeData.generate(customers=6, archived=2, plans=1)
+    server = fake_api(data, tamper=unexpected_values)
+    run = meltano_run(
+        server,
+        postgres,
+        meltano_project,
+        "odd",
+        TARGET_POSTGRES_VALIDATE_RECORDS="true",
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert live_rows(postgres, "odd", "customers") == 8
+    # One active and one archived page of customers: the first item of each.
+    kept = sql(
+        postgres,
+        "SELECT name, created_at, _unexpected_values->'/name', "
+        "_unexpected_values->>'/created_at' FROM odd.customers "
+        "WHERE _unexpected_values->'/name' IS NOT NULL",
+    )
+    assert kept == [(None, None, 12345, "2016-12-31T23:59:60Z")] * 2
+    assert "Stream customers: GET /v1/customers returned 12345 in name" in run.stderr
+    (kind,) = sql(
+        postgres,
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = 'odd' "
+        "AND table_name = 'invoices' AND column_name = 'billable_status'",
+    )[0]
+    assert kind in {"text", "character varying"}
+    statuses = {
+        row[0]
+        for row in sql(
+            postgres,
+            "SELECT billable_status FROM odd.invoices WHERE billable_status IS NOT NULL",
+        )
+    }
+    assert statuses == {"billable", "unbillable"}
+    moved = sql(
+        postgres,
+        "SELECT count(*) FROM odd.invoices WHERE billable_status IS NULL AND "
+        "_unexpected_values->'/billable_status'->>'value' = 'billable'",
+    )
+    assert moved[0][0] == sum(1 for c in data.all_customer_ids() if data.invoices(c))
