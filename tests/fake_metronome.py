@@ -487,7 +487,9 @@ def _costs_item(
                 line["cost"] = rng.choice(EXACT_COSTS)
             if rng.random() < 0.4:
                 line["group_key"] = "region"
-                line["group_value"] = rng.choice(["us-east-1", "eu-west-1", None])
+                line["group_value"] = rng.choice(
+                    ["us-east-1", "eu-west-1", None, "東京 (ap-northeast-1)"]
+                )
             if late is not None:
                 line["cost"] += Decimal(late.randrange(1, 50_000)) / 100
             lines.append(line)

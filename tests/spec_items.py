@@ -250,11 +250,12 @@ class SpecItems:
             # A map (custom fields, credit types by id) or free-form JSON.
             schema = extra if isinstance(extra, dict) and extra else None
             for i, key in enumerate((f"clé {n}", f"{uuid_for(where, n)}")):
-                out[key] = (
-                    self.value(schema, n + i, (*where, "*"), depth=depth + 1)
-                    if schema is not None
-                    else {"nested": [n, TEXT], "flag": n % 2 == 0}
-                )
+                if schema is None:
+                    out[key] = {"nested": [n, TEXT], "flag": n % 2 == 0}
+                elif i and n % 2 and self.resolve(schema).get("nullable"):
+                    out[key] = None  # a map's value may be null: in some items
+                else:
+                    out[key] = self.value(schema, n + i, (*where, "*"), depth=depth + 1)
         elif not properties and kind_of(node) == "object":
             out[f"free-form {TEXT}"] = [n, {"deep": TEXT}]
         return out

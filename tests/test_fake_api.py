@@ -384,6 +384,9 @@ def _locations(
         }
     if "items" in node:
         _locations(node["items"], (*where, "*"), depth + 1, out, True)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict) and extra and not node.get("properties"):
+        _locations(extra, (*where, "*"), depth + 1, out, True)  # a map's values
     needed = set(node.get("required", []))
     for name, child in (node.get("properties") or {}).items():
         _locations(child, (*where, name), depth + 1, out, name in needed)
@@ -391,7 +394,11 @@ def _locations(
 
 
 def _observe(value: Any, where: tuple[str, ...], seen, locations) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and (*where, "*") in locations:  # a map
+        for child in value.values():
+            seen[*where, "*"].add("null" if child is None else "present")
+            _observe(child, (*where, "*"), seen, locations)
+    elif isinstance(value, dict):
         for location in locations:
             if location[:-1] == where and location[-1] not in value:
                 seen[location].add("absent")
@@ -475,6 +482,13 @@ def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
         ],
         ("post", "/v1/usage"): usage,
         ("get", "/v1/auditLogs"): data.audit_logs,
+        ("get", "/v1/customers/{customer_id}/costs"): [
+            item
+            for customer_id in customers[:40]
+            for item in data.costs(
+                customer_id, start.date(), start.date() + timedelta(days=30)
+            )
+        ],
     }
     gaps = {
         path: coverage_gaps(method, path, items)
