@@ -8,7 +8,9 @@ the items of a data set, every property the spec declares, at every level, is:
 - present with a value (every kind of `oneOf`, every enum value in turn),
 - null where the spec allows null, and absent where it does not require it;
 
-strings carry non-ASCII text and numbers many digits. Item `n` follows
+strings carry non-ASCII text and numbers many digits. The official client's
+fields that the spec does not declare are added the same way, from the client's
+types (`with_client_fields`): a field we never sent is a field we never tested. Item `n` follows
 `SHAPES[shape_of(n)]`; enum values and `oneOf` variants are drawn from `n` and
 the location (a hash, so that no numbering of the fake's items, such as twelve
 per customer, ties a nested property to a few of them).
@@ -21,6 +23,8 @@ import copy
 import functools
 import hashlib
 import json
+import types
+import typing
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -405,7 +409,147 @@ def complete(
     mine = items.shaped(
         items.item_schema(method, path), item, n, (), frozenset((*keep, *owned))
     )
-    return overlay(base, mine, frozenset(keep))
+    out = overlay(base, mine, frozenset(keep))
+    from tests.client_models import ITEM_MODELS
+
+    schema = items.item_schema(method, path)
+    with_client_fields(ITEM_MODELS[method.lower(), path], out, n, (), schema, owned)
+    return out
+
+
+def _declared(node: Any) -> dict[str, Any]:
+    """The properties a spec node declares, over all its `oneOf` kinds."""
+    if not isinstance(node, dict):
+        return {}
+    node = spec_items().resolve(node)
+    out: dict[str, Any] = {}
+    for variant in node.get("oneOf") or node.get("anyOf") or []:
+        for name, child in _declared(variant).items():
+            out.setdefault(name, child)
+    return {**out, **(node.get("properties") or {})}
+
+
+def _items_of(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return None
+    return spec_items().resolve(node).get("items")
+
+
+def with_client_fields(
+    annotation: Any,
+    value: Any,
+    n: int,
+    where: tuple[str, ...],
+    spec: Any,
+    owned: tuple[str, ...] = (),
+) -> None:
+    """Add to `value`, in place, the official client's fields that the spec
+    (`spec`: its node at `where`, None where it has none) does not declare, in
+    item `n`'s shapes, at every level; the spec's own properties keep the shapes
+    they were given, and the fake's `owned` ones are left to it."""
+    models = [a for a in _union_args(annotation) if hasattr(a, "model_fields")]
+    if isinstance(value, dict) and models:
+        model = next((m for m in models if _client_admits(m, value)), models[0])
+        declared = _declared(spec)
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            if key in value:
+                with_client_fields(
+                    info.annotation, value[key], n, (*where, key), declared.get(key)
+                )
+                continue
+            if key in declared or key in owned:
+                continue  # the spec's (absent in this shape), or the fake's
+            shape = SHAPES[shape_of(n, len(where))]["leaf"]
+            optional = not info.is_required()
+            if optional and shape == "absent":
+                continue
+            nullable = type(None) in _union_args(info.annotation)
+            if optional and shape == "null" and nullable:
+                value[key] = None
+                continue
+            value[key] = client_value(
+                info.annotation, n, (*where, key), depth=len(where)
+            )
+    elif isinstance(value, list):
+        for arg in _union_args(annotation):
+            if typing.get_origin(arg) is list:
+                for i, element in enumerate(value):
+                    with_client_fields(
+                        typing.get_args(arg)[0],
+                        element,
+                        n + i,
+                        (*where, "*"),
+                        _items_of(spec),
+                    )
+
+
+def _client_admits(model: Any, value: dict[str, Any]) -> bool:
+    """Whether `value`'s literal-typed fields (a `type`) fit `model`'s."""
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        args = _union_args(info.annotation)
+        literals = [a for a in args if typing.get_origin(a) is typing.Literal]
+        if key in value and literals:
+            allowed = {v for lit in literals for v in typing.get_args(lit)}
+            if value[key] not in allowed and type(None) not in args:
+                return False
+    return True
+
+
+def _union_args(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _union_args(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [a for arg in typing.get_args(annotation) for a in _union_args(arg)]
+    return [annotation]
+
+
+def client_value(annotation: Any, n: int, where: tuple[str, ...], *, depth: int) -> Any:
+    """A value of a client type, built as `SpecItems.value` builds a spec one."""
+    args = [a for a in _union_args(annotation) if a is not type(None)]
+    if not args:
+        return None
+    kind = args[_draw(n, (*where, "union")) % len(args)]
+    origin = typing.get_origin(kind)
+    name = where[-1] if where else "item"
+    if origin is typing.Literal:
+        values = typing.get_args(kind)
+        return values[_draw(n, where) % len(values)]
+    if origin is list:
+        if depth > MAX_DEPTH:
+            return []
+        return [
+            client_value(
+                typing.get_args(kind)[0], n + i, (*where, "*"), depth=depth + 1
+            )
+            for i in range(2)
+        ]
+    if origin is dict:
+        return {
+            f"clé {n}": client_value(
+                typing.get_args(kind)[1], n, (*where, "*"), depth=depth + 1
+            )
+        }
+    if hasattr(kind, "model_fields"):
+        out: dict[str, Any] = {}
+        if depth <= MAX_DEPTH:
+            with_client_fields(kind, out, n, where, {})
+        return out
+    if kind is datetime:
+        moment = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=n * 7 + 1)
+        return moment.isoformat().replace("+00:00", "Z")
+    if kind is date:
+        return date(2024, 1, 1 + n % 28).isoformat()
+    if kind is bool:
+        return n % 2 == 0
+    if kind is int:
+        return 9_007_199_254_740_993 + n
+    if kind is float:
+        return Decimal(f"{n}1234567890123.4567890123")
+    if kind is str:
+        return f"{name} {n} {TEXT}"
+    return {"any": [n, TEXT]}  # object / Any: any JSON
 
 
 def paths(
