@@ -160,15 +160,7 @@ class UnexpectedValues:
             moved: dict[str, Any] = {pointer([COLUMN]): row.pop(COLUMN)}
         else:
             moved = {}
-        errors = [
-            error
-            for error in self.validator.iter_errors(row)
-            # The tap checks the forms of the fields it computes with itself (an
-            # id need not be a uuid to be a key).
-            if error.validator != "format"
-            or not error.absolute_path
-            or error.absolute_path[0] not in self.strict
-        ]
+        errors = self._errors(row)
         if not errors and not moved:
             return row
         targets = sorted(
@@ -183,11 +175,27 @@ class UnexpectedValues:
             if not any(target[: len(done)] == done for done in chosen):
                 chosen.append(target)
         row = _nulled(row, chosen, moved)
-        remaining = next(iter(self.validator.iter_errors(row)), None)
+        remaining = next(iter(self._errors(row)), None)
         if remaining is not None:  # a schema without a nullable place for it
             raise self._refusal(tuple(remaining.absolute_path), remaining.message)
         self.note(row, moved)
         return row
+
+    def _errors(self, row: dict[str, Any]) -> list[Any]:
+        """The row's mismatches, but for the form of a field the tap computes with.
+
+        The tap checks those forms itself (an id need not be a uuid to be a key);
+        a value nested in such a field (an invoice's line item's date) is checked
+        like any other. The same test before and after nulling: a key's form must
+        not stop a row whose other mismatches were nulled.
+        """
+        return [
+            error
+            for error in self.validator.iter_errors(row)
+            if error.validator != "format"
+            or len(error.absolute_path) != 1
+            or error.absolute_path[0] not in self.strict
+        ]
 
     def note(self, row: dict[str, Any], moved: Mapping[str, Any] | None = None) -> None:
         """Count a row that carries unexpected values and warn once per field.
