@@ -565,7 +565,10 @@ UNEXPECTED_VALUES = {
         "JSON Pointer (RFC 6901) of their place in the record, which holds null "
         "instead. Null when every value matched."
     ),
-    "properties": {},
+    # No "properties": the SDK's flattening drops an object with `properties: {}`
+    # from the flattened schema and spreads the record's pointers into columns
+    # (`_unexpected_values__/name`) that no schema declares; without, the column
+    # is kept, as JSON text.
     "additionalProperties": True,
 }
 

@@ -287,3 +287,16 @@ def test_a_flattened_sync_of_balances_alone(fake_api, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.records("balances")
     assert all("description" in r for r in run.records("balances"))
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_unexpected_values_stay_one_declared_column(taps, depth):
+    # The column's pointers are not spread into columns no schema declares
+    # (`_unexpected_values__/name`): it is kept, as JSON text.
+    stream_map = taps[depth].streams["customers"].stream_maps[0]
+    record = {"id": "c1", "name": None, "_unexpected_values": {"/name": 5}}
+    flat = stream_map.transform(record)
+    assert flat["_unexpected_values"] == '{"/name":5}'
+    schema = stream_map.transformed_schema
+    assert schema["properties"]["_unexpected_values"]["type"] == ["string", "null"]
+    assert set(flat) <= set(schema["properties"])
