@@ -17,7 +17,8 @@ object. With the setting `unexpected_values: fail`, every mismatch is strict.
 A value "does not match" when the schema's type refuses it, or when it is a
 string whose format (`date-time`, `date`, `uuid`) a target would parse and
 cannot: a target such as target-postgres makes a TIMESTAMP column of a
-`date-time` field and would refuse the whole batch.
+`date-time` field and would refuse the whole batch. A strict field that is not
+a uuid is the one exception: ids of another form have always been keys here.
 
 The field nulled is the deepest location, from the one that does not match up
 to its top-level field, whose schema admits null: in practice the field itself
@@ -182,17 +183,19 @@ class UnexpectedValues:
         return row
 
     def _errors(self, row: dict[str, Any]) -> list[Any]:
-        """The row's mismatches, but for the form of a field the tap computes with.
+        """The row's mismatches, but a key's form (an id need not be a uuid).
 
-        The tap checks those forms itself (an id need not be a uuid to be a key);
-        a value nested in such a field (an invoice's line item's date) is checked
-        like any other. The same test before and after nulling: a key's form must
-        not stop a row whose other mismatches were nulled.
+        A strict date or date-time that does not parse is a mismatch (it stops
+        the run: a target would refuse it, and a bookmark cannot be made of it);
+        a value nested in a strict field (an invoice's line item's date) is
+        checked like any other. The same test before and after nulling: a key's
+        form must not stop a row whose other mismatches were nulled.
         """
         return [
             error
             for error in self.validator.iter_errors(row)
             if error.validator != "format"
+            or error.validator_value != "uuid"
             or len(error.absolute_path) != 1
             or error.absolute_path[0] not in self.strict
         ]
