@@ -466,6 +466,7 @@ def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
         ("get", "/v1/customers/{customer_id}/plans"): [
             p for plans in data.customer_plans.values() for p in plans
         ],
+        ("get", "/v1/credit-types/list"): data.credit_types,
         ("get", "/v1/billable-metrics"): data.billable_metrics,
         ("post", "/v1/contract-pricing/products/list"): data.products,
         ("post", "/v1/contract-pricing/rate-cards/list"): data.rate_cards,
