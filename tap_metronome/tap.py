@@ -603,9 +603,7 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
     """
     if state is None:
         return None
-    if not isinstance(state, Mapping):
-        msg = f"state: must be a JSON object, not {type(state).__name__}"
-        raise InputError(msg)
+    state = _unwrapped(state, logger)
     bookmarks = state.get("bookmarks")
     if bookmarks is None:
         bookmarks = {}
@@ -633,6 +631,46 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
             _check_sdk_state(stream_state, where)
             kept[name] = dict(stream_state)
     return {**state, "bookmarks": kept}
+
+
+#: Keys a Singer state may have besides `bookmarks` (the SDK's and Singer's).
+STATE_KEYS = frozenset({"bookmarks", "currently_syncing"})
+
+
+def _unwrapped(state: Any, logger: logging.Logger) -> Mapping[str, Any]:
+    """The Singer state in `state`, unwrapped from what orchestrators store.
+
+    `{"singer_state": {...}}` (Meltano's system database) and a whole
+    `{"type": "STATE", "value": {...}}` message are read with an INFO line; any
+    other object with neither `bookmarks` nor only Singer's keys is refused: read
+    as "no state", it would be a silent backfill from `start_date`.
+    """
+    for _ in range(3):  # a wrapper inside a wrapper, at most
+        if not isinstance(state, Mapping):
+            msg = f"state: must be a JSON object, not {type(state).__name__}"
+            raise InputError(msg)
+        if "bookmarks" in state:
+            return state
+        if set(state) == {"singer_state"}:
+            logger.info('state: reading the Singer state inside "singer_state"')
+            state = state["singer_state"]
+        elif state.get("type") == "STATE" and "value" in state:
+            logger.info("state: reading the value of a Singer STATE message")
+            state = state["value"]
+        else:
+            break
+    if isinstance(state, Mapping) and set(state) <= STATE_KEYS:
+        return state
+    keys = (
+        ", ".join(one_line(key, 40) for key in list(state)[:5])
+        if isinstance(state, Mapping)
+        else type(state).__name__
+    )
+    msg = (
+        f"state: not a Singer state of this tap (no bookmarks; keys: {keys}); "
+        "give the state a run wrote, or none for a full sync"
+    )
+    raise InputError(msg)
 
 
 #: Account-wide incremental streams: their one bookmark's state key, and whether

@@ -385,6 +385,71 @@ def test_a_state_of_the_wrong_shape_is_named(server, tmp_path, state):
     assert server.app.count() == 0
 
 
+def _wrapped_states(state: dict[str, Any]) -> list[tuple[str, Any]]:
+    message = {"type": "STATE", "value": state}
+    return [
+        ("singer_state", {"singer_state": state}),
+        ("message", message),
+        ("singer_state of a message", {"singer_state": message}),
+        (
+            "message of a singer_state",
+            {"type": "STATE", "value": {"singer_state": state}},
+        ),
+    ]
+
+
+def test_a_wrapped_state_is_unwrapped_never_read_as_no_state(server, tmp_path):
+    """What orchestrators store (`singer_state`, a whole STATE message, or both)
+    reads as the state inside it, with an INFO line: the same requests as the
+    plain state, not a full backfill."""
+    first = run_cli(tmp_path, config=config_for(server.url))
+    state = [m for m in check(first, 0) if m["type"] == "STATE"][-1]["value"]
+    server.app.reset_requests()
+    plain = run_cli(
+        tmp_path, config=config_for(server.url), state_text=json.dumps(state)
+    )
+    check(plain, 0)
+    incremental = sorted(costs_requests(server.app))
+    for name, wrapped in _wrapped_states(state):
+        server.app.reset_requests()
+        run = run_cli(
+            tmp_path, config=config_for(server.url), state_text=json.dumps(wrapped)
+        )
+        check(run, 0)
+        assert any(
+            "| INFO" in line and "state: reading the " in line
+            for line in run.stderr.splitlines()
+        ), name
+        assert sorted(costs_requests(server.app)) == incremental, name
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"value": {"bookmarks": {}}},
+        {"singer_state": {"bookmarks": {}}, "completed_state": {}},
+        {"state": {"bookmarks": {}}},
+        {"type": "STATE"},
+        {"singer_state": 5},
+        {"singer_state": {"singer_state": {"singer_state": {"singer_state": {}}}}},
+        {"Bookmarks": {"customer_costs": {}}},
+    ],
+)
+def test_a_state_without_bookmarks_is_refused_not_a_silent_backfill(
+    server, tmp_path, state
+):
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=json.dumps(state))
+    check(run, 1, "state")
+    assert "state: " in run.stderr.strip().splitlines()[-1]
+    assert server.app.count() == 0
+
+
+@pytest.mark.parametrize("state", [{}, {"currently_syncing": None}])
+def test_an_empty_state_is_a_full_sync(server, tmp_path, state):
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=json.dumps(state))
+    check(run, 0)
+
+
 def test_an_ancient_bookmark_is_harmless(server, tmp_path):
     ids = [c["id"] for c in small_data().customers]
     state = {"bookmarks": {"customer_costs": {"synced_until": {"0001-01-01": ids}}}}
