@@ -42,13 +42,20 @@ class _Listing:
         """The items in listing order (positional reads: iterators do not interfere)."""
         descriptor = self.file.fileno()
         position = 0
-        pending = b""
+        # The pieces of a line longer than a chunk: joined once, at its end (a
+        # bytes `+=` per chunk made a 50 MB item cost 46 s of CPU).
+        pieces: list[bytes] = []
         while chunk := os.pread(descriptor, _CHUNK, position):
             position += len(chunk)
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                item: dict[str, Any] = _DECODER.decode(line)
+            start = 0
+            while (end := chunk.find(b"\n", start)) != -1:
+                pieces.append(chunk[start:end])
+                item: dict[str, Any] = _DECODER.decode(b"".join(pieces))
+                pieces.clear()
+                start = end + 1
                 yield item
+            if start < len(chunk):
+                pieces.append(chunk[start:])
 
 
 class Listings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+import tempfile
 import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_metronome.errors import InputError, _one_line_by_character, one_line
+from tap_metronome.listings import _CHUNK, _Listing
+from tap_metronome.listings import _ENCODER as _LISTING_ENCODER
 from tap_metronome.logs import SafeLines
 from tap_metronome.settings import NUMBERS, SETTING_NAMES, parse_instant, parse_settings
 from tap_metronome.windows import CustomerBookmarks
@@ -228,3 +231,25 @@ def test_words_the_token_merely_contains_stay_readable():
     lines.add_secrets({"fake-metronome-token"})
     text = "Metronome API error 422 (X-Metronome-Rate-Limit-Type: client)"
     assert lines.redact(text) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=40),
+            st.sampled_from([_CHUNK - 20, _CHUNK - 19, _CHUNK - 18, 3 * _CHUNK]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_listing_reads_back_every_item_whatever_its_length(sizes):
+    """Items kept on disk come back whole and in order, a line across chunk
+    boundaries included (read in linear time: one join per item)."""
+    items = [{"id": f"id-{n}", "name": "é" * size} for n, size in enumerate(sizes)]
+    with tempfile.TemporaryFile() as file:
+        for item in items:
+            file.write(_LISTING_ENCODER.encode(item) + b"\n")
+        file.flush()
+        assert list(_Listing(file).items()) == items
