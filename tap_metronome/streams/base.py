@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.abc import Traversable
 from pathlib import Path
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_metronome.tap import TapMetronome
+
+
+#: The line singer-sdk 0.54.9 logs when a stream's sync raises (`Stream.sync`).
+SDK_SYNC_ERROR = "An unhandled error occurred while syncing '%s'"
 
 
 def schema_dir() -> Traversable:
@@ -65,6 +70,21 @@ class MetronomeStream(Stream):
     repeats_skipped = 0
     #: Pages this stream requested in this run (summary lines).
     pages_read = 0
+
+    def log(
+        self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any
+    ) -> None:
+        """Log as the SDK does, but its "unhandled error" line at DEBUG.
+
+        The SDK logs it at ERROR before the exception reaches the tap's command,
+        which writes the one ERROR line naming the cause (`failures.describe`):
+        the first ERROR a user reads must be that one (a timeout listing
+        customers for `balances` was "An unhandled error occurred while syncing
+        'balances'").
+        """
+        if message == SDK_SYNC_ERROR:
+            level = min(level, logging.DEBUG)
+        super().log(message, *args, level=level, **kwargs)
 
     @property
     def page_size(self) -> int:
