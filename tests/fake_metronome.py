@@ -1153,6 +1153,9 @@ class FakeMetronomeApp:
         #: cursor (0 disables), as the real API sometimes does.
         self.empty_page_every = empty_page_every
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: Each request's path as sent, before any percent-decoding (`requests`
+        #: holds the decoded one).
+        self.raw_paths: list[str] = []
         self.lock = threading.Lock()
         self.url_map = Map(
             [
@@ -1230,12 +1233,15 @@ class FakeMetronomeApp:
         """Forget the request log (between runs of a test)."""
         with self.lock:
             self.requests.clear()
+            self.raw_paths.clear()
 
     # -- WSGI ------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         with self.lock:
             self.requests.append((request.path, _request_fields(request)))
+            raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or "?"
+            self.raw_paths.append(raw.split("?", 1)[0])
         if self.rate_limit is not None and not self._take_token():
             return self._too_many_requests()(environ, start_response)
         if self.latency:

@@ -23,6 +23,8 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
+from tap_metronome.errors import one_line
+from tap_metronome.streams import STREAM_TYPES
 from tap_metronome.unexpected import FORMATS
 from tests import tap_process
 from tests.conftest import clean_env, start_tap
@@ -717,6 +719,113 @@ def test_an_id_with_line_breaks_forges_no_log_line(tmp_path):
     with FakeMetronomeServer(app) as server:
         run = run_cli(tmp_path, config=config_for(server.url))
     check(run, 0, "Skipping customer 0b6c0f1e\\n2026-01-01")
+
+
+#: Ids that could steer a request path (issue 23), and their neighbours: none of
+#: them is sent in a path; each partition is skipped with one WARNING line.
+STEERING_IDS = [
+    (".", "dot"),
+    ("..", "dot-dot"),
+    ("%2e%2e", "encoded-dot-dot"),
+    ("%2E%2E", "encoded-dot-dot-upper"),
+    (".%2e", "half-encoded-dot-dot"),
+    ("..%2f", "dot-dot-encoded-slash"),
+    ("a/../b", "dot-dot-between-slashes"),
+    ("a/b", "slash"),
+    ("/", "only-slash"),
+    ("a\\..\\b", "backslashes"),
+    ("a?limit=1", "question-mark"),
+    ("a#b", "hash"),
+    ("..;", "dot-dot-semicolon"),
+    ("a;b", "semicolon"),
+    (" a b\t", "whitespace"),
+    ("x" * 5000, "very-long"),
+    ("kund\u00e9-\u20ac", "non-ascii"),
+    ("\uff0e\uff0e", "fullwidth-dots"),
+    ("a\x00b", "nul"),
+    ("a\r\nb", "line-break"),
+]
+#: Per-parent streams whose path holds the parent's id: (stream, noun).
+PATH_PARTITIONS = [
+    ("customer_plans", "customer"),
+    ("customer_costs", "customer"),
+    ("invoices", "customer"),
+    ("invoice_line_items", "customer"),
+    ("plan_charges", "plan"),
+]
+
+
+def only_the_tap_s_endpoints(app: FakeMetronomeApp, data: FakeData) -> None:
+    """Every path `app` received, as sent and as decoded, is one of the tap's
+    endpoints, with a real customer or plan id where its template has one."""
+    customers = {c["id"] for c in data.customers + data.archived_customers}
+    plans = {p["id"] for p in data.plans}
+    allowed: set[str] = set()
+    for stream_type in STREAM_TYPES:
+        template = stream_type.path
+        if "{customer_id}" in template:
+            allowed |= {template.replace("{customer_id}", c) for c in customers}
+        elif "{plan_id}" in template:
+            allowed |= {template.replace("{plan_id}", p) for p in plans}
+        else:
+            allowed.add(template)
+    assert app.raw_paths
+    assert set(app.raw_paths) <= allowed, set(app.raw_paths) - allowed
+    assert {path for path, _ in app.requests} <= allowed
+
+
+def first_listed_id(value: str) -> Callable[[str, dict[str, Any]], Any]:
+    """A `tamper` that gives the first customer and plan of each listing `value`."""
+
+    def tamper(path: str, body: dict[str, Any]) -> Any:
+        if path in {"/v1/customers", "/v1/plans"} and body["data"]:
+            body["data"][0]["id"] = value
+        return body
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "hostile", [c[0] for c in STEERING_IDS], ids=[c[1] for c in STEERING_IDS]
+)
+def test_an_id_that_could_steer_a_path_is_never_sent_in_one(tmp_path, hostile):
+    data = small_data()
+    app = FakeMetronomeApp(data, token=SECRET, tamper=first_listed_id(hostile))
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    messages = check(run, 0, "cannot go in a URL path")
+    for stream, noun in PATH_PARTITIONS:
+        line = f"Skipping {noun} {one_line(hostile, 80)} in {stream}: {noun}_id cannot"
+        assert line in run.stderr, (stream, run.stderr[-3000:])
+    only_the_tap_s_endpoints(app, data)
+    customers = {c["id"] for c in data.customers + data.archived_customers}
+    plans = {p["id"] for p in data.plans}
+    # No record of a customer's or plan's stream is put on the hostile id.
+    for message in messages:
+        if message["type"] != "RECORD" or message["stream"] in {"customers", "plans"}:
+            continue
+        record = message["record"]
+        if "customer_id" in record and message["stream"] != "contracts":
+            assert record["customer_id"] in customers, message["stream"]
+        if "plan_id" in record and message["stream"] == "plan_charges":
+            assert record["plan_id"] in plans, message["stream"]
+    # An id in a JSON body cannot steer a path: it is sent exactly as listed.
+    for endpoint in ("/v2/contracts/list", "/v1/contracts/customerBalances/list"):
+        sent = {
+            fields.get("customer_id")
+            for path, fields in app.requests
+            if path == endpoint
+        }
+        assert hostile in sent, endpoint
+
+
+def test_an_empty_listed_id_stops_the_run_before_any_request_with_it(tmp_path):
+    data = small_data()
+    app = FakeMetronomeApp(data, token=SECRET, tamper=first_listed_id(""))
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(tmp_path, config=config_for(server.url))
+    check(run, 2, "returned an item without a string id")
+    only_the_tap_s_endpoints(app, data)
 
 
 # -- hostile HTTP ----------------------------------------------------------------------------

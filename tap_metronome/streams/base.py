@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import quote
 
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.pagination import iter_pages
+from tap_metronome.paths import with_id
 from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
 from tap_metronome.unexpected import UnexpectedValues
@@ -376,10 +376,11 @@ class ListStream(MetronomeStream):
     def items_of(self, parent_id: str) -> list[dict[str, Any]]:
         """All items of one parent, each carrying the parent's id (a worker thread)."""
         key = PARENT_KEYS[self.parent or ""]
-        path = self.path.replace("{" + key + "}", quote(parent_id, safe=""))
-        body = self.body
+        path, body = self.path, self.body
         if self.parent_in == "body":
             body = {**(body or {}), key: parent_id}
+        else:
+            path = with_id(path, key, parent_id, stream=self.name)
         return [
             {key: parent_id, **item}
             for item in self.list_items(path, self.params, body)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_metronome.client import MetronomeAPIError
+from tap_metronome.paths import with_id
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.partitions import Partitions, cancel_on_error
@@ -120,7 +120,7 @@ class CustomerCostsStream(MetronomeStream):
 
     def costs_in(self, customer_id: str, window: Window) -> list[dict[str, Any]]:
         """The API's daily costs items of one customer in one window."""
-        path = f"/v1/customers/{quote(customer_id, safe='')}/costs"
+        path = with_id(self.path, "customer_id", customer_id, stream=self.name)
         return list(self.list_items(path, window.params()))
 
     def fetch_customer(self, customer_id: str, windows: list[Window]) -> CustomerCosts:

@@ -29,16 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 import msgspec
 
-from tap_metronome.client import MetronomeAPIError
 from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.paths import with_id
 from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
-from tap_metronome.streams.partitions import Partitions, cancel_on_error
+from tap_metronome.streams.partitions import Partitions, SkipReason, cancel_on_error
 from tap_metronome.windows import rfc3339
 
 if TYPE_CHECKING:
@@ -139,11 +138,11 @@ class Spill:
     def __init__(self) -> None:
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-metronome-")  # noqa: SIM115 - closed by close()
         self._where: dict[str, tuple[int, int, date]] = {}
-        self._skipped: dict[str, MetronomeAPIError] = {}
+        self._skipped: dict[str, SkipReason] = {}
         self._lock = threading.Lock()  # workers take while the stream thread puts
 
-    def put_skip(self, customer_id: str, error: MetronomeAPIError) -> None:
-        """Remember a customer the first stream skipped (400/404): so is the second."""
+    def put_skip(self, customer_id: str, error: SkipReason) -> None:
+        """Remember a customer the first stream skipped: so is the second."""
         with self._lock:
             self._skipped[customer_id] = error
 
@@ -210,7 +209,7 @@ class InvoiceFamilyStream(MetronomeStream):
 
     def fetch(self, customer_id: str, since: date) -> CustomerInvoices:
         """One customer's invoices of billing periods from `since` (a worker thread)."""
-        path = INVOICES_PATH.replace("{customer_id}", quote(customer_id, safe=""))
+        path = with_id(INVOICES_PATH, "customer_id", customer_id, stream=self.name)
         where = f"Stream {self.name}: GET {path}"
         read = CustomerInvoices(customer_id, since)
         params = {"starting_on": rfc3339(since), "sort": "date_asc"}

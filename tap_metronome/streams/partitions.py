@@ -22,6 +22,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tap_metronome.client import MetronomeAPIError, MetronomeClient
+from tap_metronome.errors import one_line
+from tap_metronome.paths import UnsafeIdError
 
 if TYPE_CHECKING:
     from tap_metronome.streams.base import MetronomeStream
@@ -34,6 +36,9 @@ R = TypeVar("R")
 #: plan has a UNIQUE-type billable metric, which that endpoint does not support).
 #: Any other 4xx means the request itself is wrong and stops the run.
 SKIPPABLE_STATUSES = frozenset({HTTPStatus.NOT_FOUND})
+
+#: Why one partition is skipped: a skippable status, or an id never put in a path.
+SkipReason = MetronomeAPIError | UnsafeIdError
 
 
 def fan_out(
@@ -129,7 +134,7 @@ def cancel_on_error(
 class Skipped:
     """A partition that answered a status its stream skips."""
 
-    error: MetronomeAPIError
+    error: SkipReason
 
 
 class Progress:
@@ -193,7 +198,7 @@ class Partitions(Generic[R]):
         *,
         noun: str,
         skippable: frozenset[int] = SKIPPABLE_STATUSES,
-        on_skip: Callable[[str, MetronomeAPIError], None] | None = None,
+        on_skip: Callable[[str, SkipReason], None] | None = None,
     ) -> None:
         self.stream = stream
         self.on_skip = on_skip
@@ -220,13 +225,16 @@ class Partitions(Generic[R]):
     def fetch(self, work: Callable[[str], R]) -> Generator[tuple[str, R], None, None]:
         """`(parent id, work(parent id))` as partitions finish, on worker threads.
 
-        A partition whose request answers 400 or 404 is skipped (WARNING,
+        A partition whose request answers a skippable status (404; costs: 400),
+        or whose id cannot go in a path (`paths.with_id`), is skipped (WARNING,
         counted); any other error cancels the rest and stops the stream.
         """
 
         def guarded(parent_id: str) -> R | Skipped:
             try:
                 return work(parent_id)
+            except UnsafeIdError as exc:
+                return Skipped(exc)
             except MetronomeAPIError as exc:
                 if not self.skippable(exc):
                     raise
@@ -247,19 +255,23 @@ class Partitions(Generic[R]):
                     continue
                 yield parent_id, result
 
-    def skip(self, parent_id: str, error: MetronomeAPIError) -> None:
-        """Log and count a partition that answered a skippable status."""
+    def skip(self, parent_id: str, error: SkipReason) -> None:
+        """Log and count a partition skipped for `error`."""
         if self.on_skip is not None:
             self.on_skip(parent_id, error)
         self.skipped += 1
         self.finished += 1
+        reason = (
+            error.reason
+            if isinstance(error, UnsafeIdError)
+            else f"HTTP {error.status}: {error.api_message}"
+        )
         self.stream.logger.warning(
-            "Skipping %s %s in %s: HTTP %d: %s",
+            "Skipping %s %s in %s: %s",
             self.noun,
-            parent_id,
+            one_line(parent_id, 80),
             self.stream.name,
-            error.status,
-            error.api_message,
+            reason,
         )
 
     def done(self, records: int) -> None:
