@@ -63,11 +63,16 @@ def instant_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _canonical(customer_id: str) -> str:
-    """A uuid in the form the API lists it (and `customer_ids` is normalised to)."""
+def canonical_id(customer_id: str) -> str:
+    """The one form of an id for comparing and keeping it.
+
+    A uuid in lower case with hyphens (as `customer_ids` and saved bookmarks
+    are), any other id as is. The API may list a uuid in upper case; records keep the id as the API sent
+    it, and bookmarks are found whatever the case (issue 23).
+    """
     try:
         return str(uuid.UUID(customer_id))
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return customer_id
 
 
@@ -141,7 +146,7 @@ class CustomerBookmarks:
                 msg = f"{where}[{day!r}] must be a list of customer ids (strings)"
                 raise InputError(msg)
             target = future if parsed > latest else until
-            for customer_id in map(_canonical, customer_ids):
+            for customer_id in map(canonical_id, customer_ids):
                 target[customer_id] = max(parsed, target.get(customer_id, parsed))
         for customer_id in future:
             until.pop(customer_id, None)
@@ -156,10 +161,11 @@ class CustomerBookmarks:
 
     def get(self, customer_id: str) -> date | None:
         """The customer's bookmark, or None if it was never synced."""
-        return self._until.get(customer_id)
+        return self._until.get(canonical_id(customer_id))
 
     def advance(self, customer_id: str, end: date) -> None:
         """Record that costs before `end` are written; bookmarks never go back."""
+        customer_id = canonical_id(customer_id)
         current = self._until.get(customer_id)
         if current is None or end > current:
             # One date object per distinct day, however many customers share it.
@@ -170,11 +176,11 @@ class CustomerBookmarks:
 
         For invoices: where the next run re-reads from, which may move back.
         """
-        self._until[customer_id] = self._days.setdefault(day, day)
+        self._until[canonical_id(customer_id)] = self._days.setdefault(day, day)
 
     def keep_only(self, customer_ids: Iterable[str]) -> int:
         """Forget customers no longer listed; return how many were dropped."""
-        keep = set(customer_ids)
+        keep = set(map(canonical_id, customer_ids))
         dropped = [cid for cid in self._until if cid not in keep]
         for customer_id in dropped:
             del self._until[customer_id]

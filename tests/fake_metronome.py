@@ -20,6 +20,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -1121,6 +1122,9 @@ def unexpected_values(path: str, body: Any) -> Any:
     return body
 
 
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
 class FakeMetronomeApp:
     """The WSGI application; thread-safe, so the server may be threaded."""
 
@@ -1338,6 +1342,13 @@ class FakeMetronomeApp:
             raise _ApiError(404, "Not found") from None
         except MethodNotAllowed:
             raise _ApiError(405, "Method not allowed") from None
+        # Metronome's ids are uuids: any case names the same customer or plan.
+        values = {
+            key: value.lower()
+            if isinstance(value, str) and _UUID_TEXT.fullmatch(value)
+            else value
+            for key, value in values.items()
+        }
         return getattr(self, f"on_{endpoint}")(request, **values)
 
     def on_customers(self, request: Request) -> Response:
@@ -1439,6 +1450,8 @@ class FakeMetronomeApp:
         """The customer a billing endpoint is asked about: a known uuid, or an error."""
         if not isinstance(customer_id, str):
             raise _ApiError(400, "customer_id is required and must be a string")
+        if _UUID_TEXT.fullmatch(customer_id):
+            customer_id = customer_id.lower()
         _require_uuid(customer_id, "customer_id")
         if self.data.customer(customer_id) is None or customer_id in self.data.deleted:
             raise _ApiError(404, f"Customer not found: {customer_id}")

@@ -1187,3 +1187,43 @@ def test_the_sdk_path_forms_of_config_and_state_still_work(server, tmp_path):
         config=str(tmp_path / "config.json"), state=str(tmp_path / "state.json")
     )
     assert tap.require_settings().api_url == server.url
+
+
+def upper_case_ids(path: str, body: Any) -> Any:
+    """A `tamper`: the customers listing writes its uuids in upper case."""
+    if path == "/v1/customers" and isinstance(body, dict):
+        body = {
+            **body,
+            "data": [{**item, "id": item["id"].upper()} for item in body["data"]],
+        }
+    return body
+
+
+def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
+    """Upper-case uuids in the listing: bookmarks are kept in the one canonical
+    form (lower case) and found again by the next run, which neither forgets nor
+    backfills them; records keep the id as the API sent it."""
+    app = FakeMetronomeApp(small_data(), token=SECRET, tamper=upper_case_ids)
+    with FakeMetronomeServer(app) as server:
+        config = config_for(server.url, end_date=None, lookback_days=3)
+        first = run_cli(tmp_path, config=config)
+        messages = check(first, 0)
+        state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
+        synced = state["bookmarks"]["customer_costs"]["synced_until"]
+        saved = {cid for ids in synced.values() for cid in ids}
+        assert saved
+        assert all(cid == cid.lower() for cid in saved)
+        costs = [
+            m["record"]
+            for m in messages
+            if m["type"] == "RECORD" and m["stream"] == "customer_costs"
+        ]
+        assert costs
+        assert all(r["customer_id"] == r["customer_id"].upper() for r in costs)
+        app.reset_requests()
+        second = run_cli(tmp_path, config=config, state_text=json.dumps(state))
+        check(second, 0)
+    assert "no longer listed" not in second.stderr
+    starts = [starting for _, starting, _ in costs_requests(app)]
+    assert starts
+    assert min(starts) > "2024-06-01", "a customer was backfilled from start_date"
