@@ -16,6 +16,7 @@ from types import FrameType
 from typing import IO, Any
 
 import click
+import msgspec
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
@@ -629,8 +630,26 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
             kept[name] = {}
         else:
             _check_sdk_state(stream_state, where)
+            size = len(_STATE_ENCODER.encode(stream_state))
+            if size > MAX_FOREIGN_STATE_BYTES:
+                # Echoed into every STATE message of the run (210 MB of it made
+                # 4.8 GB of output): a stream this version does not know.
+                logger.warning(
+                    "state: dropped the bookmarks of %s, a stream this version does "
+                    "not know (%d bytes, more than %d): not carried into new states",
+                    one_line(name, 60),
+                    size,
+                    MAX_FOREIGN_STATE_BYTES,
+                )
+                continue
             kept[name] = dict(stream_state)
     return {**state, "bookmarks": kept}
+
+
+#: The most state of one unknown stream carried along (a newer version's stream
+#: keeps a bookmark or two; anything larger is not state this tap can use).
+MAX_FOREIGN_STATE_BYTES = 1 << 20
+_STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 #: Keys a Singer state may have besides `bookmarks` (the SDK's and Singer's).

@@ -1227,3 +1227,23 @@ def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     starts = [starting for _, starting, _ in costs_requests(app)]
     assert starts
     assert min(starts) > "2024-06-01", "a customer was backfilled from start_date"
+
+
+def test_a_large_state_of_an_unknown_stream_is_not_echoed(server, tmp_path):
+    """A stream this version does not know: a bookmark or two are carried along,
+    megabytes are dropped with a WARNING instead of being copied into every STATE."""
+    state = {
+        "bookmarks": {
+            "future_stream": {"replication_key_value": "2024-06-01T00:00:00Z"},
+            "huge_stream": {"blob": "x" * (2 << 20)},
+        }
+    }
+    run = run_cli(tmp_path, config=config_for(server.url), state_text=json.dumps(state))
+    messages = check(run, 0, "huge_stream")
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert states
+    assert all("huge_stream" not in s["bookmarks"] for s in states)
+    assert (
+        states[-1]["bookmarks"]["future_stream"] == state["bookmarks"]["future_stream"]
+    )
+    assert len(run.stdout) < 1 << 20
