@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     command = TapMetronome.cli
     protect_logs(set())
     try:
-        result = command.main(
-            args=argv, prog_name=TapMetronome.name, standalone_mode=False
-        )
+        # Until the inputs are read, a signal ends the run at once (see `stopping`).
+        stopping.reading_inputs()
+        try:
+            result = command.main(
+                args=argv, prog_name=TapMetronome.name, standalone_mode=False
+            )
+        finally:
+            stopping.inputs_read()
         code = result if isinstance(result, int) else 0
     except click.ClickException as exc:  # a usage error, e.g. an unknown option
         exc.show()

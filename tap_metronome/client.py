@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -135,27 +137,60 @@ class Pacer:
         return True
 
 
+#: The longest wait a `Retry-After` may ask for: a week, the highest
+#: `max_retry_seconds`. A longer one (a 20-digit delta, a date in year 9999) is
+#: no server's real intent and is ignored like any other bad value: the normal
+#: backoff applies. A wait within it but beyond `max_retry_seconds` still ends
+#: the run ("would exceed ... of retries"), as the server asked.
+MAX_RETRY_AFTER_SECONDS = 7 * 86_400
+
+#: Seconds, maybe with a fraction; ASCII digits only (RFC 9110 delta-seconds is
+#: `1*DIGIT`; `float()` would also take "1e309", "inf", "nan", "-5", "1_0", "١٢").
+_DELTA = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?", re.ASCII)
+#: Longer than any HTTP date or delta: not worth parsing.
+_MAX_HEADER_CHARS = 64
+
+
+def _seconds(text: str, scale: float = 1.0) -> float | None:
+    """`text` as a delta in seconds (times `scale`), or None if it is not a sane one."""
+    if len(text) > _MAX_HEADER_CHARS or not _DELTA.fullmatch(text := text.strip()):
+        return None
+    seconds = float(text) * scale
+    return seconds if seconds <= MAX_RETRY_AFTER_SECONDS else None
+
+
+def _until(text: str) -> float | None:
+    """Seconds from now until the HTTP date `text` (0 if past), or None."""
+    if len(text) > _MAX_HEADER_CHARS:
+        return None
+    try:
+        wait = email.utils.parsedate_to_datetime(text).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        # Not a date, or one out of datetime's range (year 99999999999).
+        return None
+    if not math.isfinite(wait) or wait > MAX_RETRY_AFTER_SECONDS:
+        return None
+    return max(0.0, wait)
+
+
 def retry_after_seconds(
     headers: requests.structures.CaseInsensitiveDict,
 ) -> float | None:
-    """Read the server's requested wait from `retry-after-ms` or `Retry-After`."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("Retry-After")
-    if value is None:
+    """Read the server's requested wait from `retry-after-ms` or `Retry-After`.
+
+    None when neither gives a usable wait: a value that is not seconds or an
+    HTTP date, or asks for more than `MAX_RETRY_AFTER_SECONDS`. A date in the
+    past means no wait (0).
+    """
+    if (ms := headers.get("retry-after-ms")) is not None and (
+        seconds := _seconds(ms, 1 / 1000)
+    ) is not None:
+        return seconds
+    if (value := headers.get("Retry-After")) is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    if _DELTA.fullmatch(value.strip()):
+        return _seconds(value)
+    return _until(value)
 
 
 def _api_message(content: bytes, reason: str | None) -> str:

@@ -50,6 +50,18 @@ class SyncInterrupted(MetronomeError):  # noqa: N818 - reads as the event it is
         )
 
 
+class InterruptedBeforeSync(SyncInterrupted):
+    """A termination signal came while the inputs were still being read."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        name = signal.Signals(signum).name if signum in _SIGNALS else str(signum)
+        self.args = (
+            f"Stopped by {name} while reading --config, --state or --catalog, "
+            "before the sync started: nothing was written",
+        )
+
+
 _SIGNALS = {s.value for s in signal.Signals}
 #: Control, format, surrogate, private-use and unassigned characters, and the line
 #: and paragraph separators that `str.splitlines` breaks on.

@@ -22,9 +22,11 @@ import weakref
 from collections.abc import Callable
 from types import FrameType
 
-from tap_metronome.errors import SyncInterrupted
+from tap_metronome.errors import InterruptedBeforeSync, SyncInterrupted
 
 _received: int | None = None
+#: While the inputs are read (`reading_inputs`), a signal ends the run at once.
+_reading_inputs = False
 _requests: weakref.WeakSet[StopRequest] = weakref.WeakSet()
 _pipe: tuple[int, int] | None = None
 _setup = threading.Lock()
@@ -36,13 +38,22 @@ def received() -> int | None:
 
 
 def notify(signum: int) -> None:
-    """Note a signal; safe in a signal handler (no lock, no blocking write)."""
-    global _received
+    """Note a signal; safe in a signal handler (no lock, no blocking write).
+
+    While the inputs are read, the first signal also raises
+    `InterruptedBeforeSync`, which ends a wait that would never return (a FIFO
+    nobody writes): nothing has been written yet, so there is no safe point to
+    reach. Later signals are only noted, so the failure is reported in peace.
+    """
+    global _received, _reading_inputs
     if _received is None:
         _received = signum
     if _pipe is not None:
         with contextlib.suppress(OSError):
             os.write(_pipe[1], b"\0")
+    if _reading_inputs:
+        _reading_inputs = False
+        raise InterruptedBeforeSync(signum)
 
 
 def _record(signum: int, frame: FrameType | None) -> None:
@@ -54,6 +65,27 @@ def catch_early() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _record)
         signal.signal(signal.SIGINT, _record)
+
+
+def reading_inputs() -> None:
+    """From now until `inputs_read()`, SIGTERM or SIGINT ends the run at once.
+
+    Opening or reading `--config`, `--state` or `--catalog` can block for ever
+    (a FIFO with no writer); a handler that only notes the signal would leave
+    the process waiting. Raises at once if a signal already came.
+    """
+    global _reading_inputs
+    catch_early()
+    _reading_inputs = True
+    if _received is not None:
+        _reading_inputs = False
+        raise InterruptedBeforeSync(_received)
+
+
+def inputs_read() -> None:
+    """The inputs are read: signals again stop the sync at its next safe point."""
+    global _reading_inputs
+    _reading_inputs = False
 
 
 def _watch(read_fd: int) -> None:

@@ -49,6 +49,14 @@ from tap_metronome.windows import (
     instant_text,
 )
 
+#: The most `--config`, `--state` or `--catalog` may hold; a larger one (or
+#: `/dev/zero`) is refused after reading one byte more. A state lists each
+#: customer's bookmark: about 40 bytes per customer id, so 100,000 customers
+#: make ~4 MiB and even ten million stay far below; a catalog is ~100 KiB.
+#: Parsing a full 256 MiB input takes about 1 GiB, which a host can still give.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
+
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
@@ -393,7 +401,15 @@ class TapMetronome(Tap):
             text = _json_object_text(catalog, "--catalog")
             check_catalog(json.loads(text))
             catalog = io.StringIO(text)
+        stopping.inputs_read()
         super().invoke(state=state, catalog=catalog, **kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Discover; once it starts, a signal is noted, not raised (see `stopping`)."""
+        if value:
+            stopping.inputs_read()
+        super().cb_discover(ctx, param, value)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Ask the sync to stop at its next safe point (see `stopping`).
@@ -493,7 +509,8 @@ def read_json(path: str, option: str) -> Any:
     """Any JSON value from a file (numbers with a fraction as Decimal), or `InputError`."""
     shown = one_line(path, 200)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as stream:
+            text = _read_capped(stream, f"{option} {shown}").decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         msg = f"{option} {shown}: cannot read the file ({reason})"
@@ -502,13 +519,35 @@ def read_json(path: str, option: str) -> Any:
 
 
 def _json_object_text(handle: IO[str], option: str) -> str:
+    name = getattr(handle, "name", None)
+    where = f"{option} {one_line(name, 200)}" if isinstance(name, str) else option
     try:
-        text = handle.read()
+        binary = getattr(handle, "buffer", None)
+        if binary is not None:
+            text = _read_capped(binary, where).decode("utf-8")
+        elif len(text := handle.read(MAX_INPUT_BYTES + 1)) > MAX_INPUT_BYTES:
+            raise _too_large(where)
     except (OSError, UnicodeDecodeError):
         msg = f"{option}: cannot read the file (not UTF-8 text?)"
         raise InputError(msg) from None
     _parse_object(text, option)
     return text
+
+
+def _read_capped(stream: IO[bytes], where: str) -> bytes:
+    """All of `stream`, reading at most `MAX_INPUT_BYTES` + 1 bytes, or `InputError`."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(_READ_CHUNK, MAX_INPUT_BYTES + 1 - size)):
+        size += len(chunk)
+        if size > MAX_INPUT_BYTES:
+            raise _too_large(where)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(where: str) -> InputError:
+    return InputError(f"{where}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
 
 
 def _parse_json(text: str, where: str) -> Any:

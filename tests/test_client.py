@@ -13,6 +13,7 @@ import responses
 from requests.structures import CaseInsensitiveDict
 
 from tap_metronome.client import (
+    MAX_RETRY_AFTER_SECONDS,
     MetronomeAPIError,
     MetronomeAuthError,
     MetronomeClient,
@@ -51,6 +52,91 @@ def test_retry_after_forms():
     assert 28 <= retry_after_seconds(CaseInsensitiveDict({"Retry-After": future})) <= 30
     assert retry_after_seconds(CaseInsensitiveDict({"Retry-After": "soon"})) is None
     assert retry_after_seconds(CaseInsensitiveDict()) is None
+
+
+#: Values no server means: each is ignored (None), so the normal backoff applies.
+BAD_RETRY_AFTER = [
+    "Mon, 01 Jan 99999999999 00:00:00 GMT",  # past datetime's range: OverflowError
+    "Fri, 31 Dec 9999 23:59:59 GMT",  # a date beyond a week from now
+    "12345678901234567890",  # 20 digits
+    "1" * 400,  # float() makes it inf
+    "1e309",
+    "1e3",
+    "inf",
+    "-inf",
+    "Infinity",
+    "nan",
+    "-5",
+    "+5",
+    "-0.5",
+    "0x10",
+    "1_000",
+    "\u0661\u0662",  # Arabic-Indic digits, which float() accepts
+    "\uff17",  # a full-width digit
+    "",
+    "   ",
+    "\t",
+    "soon",
+    "é",
+    "Mon, 01 Jan 2000 99:99:99 GMT",
+    "Mon, 32 Foo 2000 00:00:00 +9999",
+    "x" * 100_000,
+    "1" + " " * 100_000,
+]
+
+
+@pytest.mark.parametrize("value", BAD_RETRY_AFTER)
+@pytest.mark.parametrize("header", ["Retry-After", "retry-after-ms"])
+def test_a_retry_after_no_server_means_is_ignored(header, value):
+    assert retry_after_seconds(CaseInsensitiveDict({header: value})) is None
+
+
+def test_a_wait_beyond_the_bound_is_ignored():
+    over = MAX_RETRY_AFTER_SECONDS + 1
+    assert retry_after_seconds(CaseInsensitiveDict({"Retry-After": str(over)})) is None
+    headers = CaseInsensitiveDict({"retry-after-ms": str(over * 1000)})
+    assert retry_after_seconds(headers) is None
+
+
+def test_a_bad_retry_after_ms_falls_back_to_retry_after():
+    headers = CaseInsensitiveDict({"retry-after-ms": "inf", "Retry-After": "4"})
+    assert retry_after_seconds(headers) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        (str(MAX_RETRY_AFTER_SECONDS), MAX_RETRY_AFTER_SECONDS),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0.0),  # far past: no wait
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 0.0),  # RFC 850 form
+        ("Sun Nov  6 08:49:37 1994", 0.0),  # asctime form
+    ],
+)
+def test_a_sane_retry_after_is_honoured(value, seconds):
+    assert retry_after_seconds(CaseInsensitiveDict({"Retry-After": value})) == seconds
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "Mon, 01 Jan 99999999999 00:00:00 GMT"},
+        {"Retry-After": "12345678901234567890"},
+        {"retry-after-ms": "1e309"},
+        {"Retry-After": "nan"},
+    ],
+)
+def test_a_bad_retry_after_falls_back_to_the_backoff(headers):
+    responses.get(URL, status=429, headers=headers)
+    responses.get(URL, json=PAGE)
+    sleeps: list[float] = []
+    assert make_client(sleeps).get("/v1/plans", {}, stream="plans") == PAGE
+    assert len(sleeps) == 1
+    assert 0.5 <= sleeps[0] <= 1  # the first backoff, not the header
 
 
 @responses.activate

@@ -891,6 +891,33 @@ def test_broken_http_answers_end_in_one_line(tmp_path, scenario, needle):
 # -- found by a hostile review (each failed before its fix) ---------------------------------
 
 
+def test_a_retry_after_no_server_means_falls_back_to_the_backoff(tmp_path):
+    """Issue 23: a Retry-After out of datetime's range raised OverflowError (exit 3)."""
+    bad = [
+        {"Retry-After": "Mon, 01 Jan 99999999999 00:00:00 GMT"},
+        {"Retry-After": "12345678901234567890"},
+        {"retry-after-ms": "1e309", "Retry-After": "inf"},
+        {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"},
+        {"Retry-After": "-5 é" + "9" * 5000},
+    ]
+    answered = iter(bad)
+
+    def limited_then_empty(head: bytes, sock: Any, stopped: Any) -> None:
+        headers = next(answered, None)
+        if headers is None:
+            answer("200 OK", b'{"data": [], "next_page": null}')(head, sock, stopped)
+        else:
+            answer("429 Too Many Requests", b"{}", headers)(head, sock, stopped)
+
+    with HostileServer(limited_then_empty) as hostile:
+        run = run_cli(tmp_path, config=config_for(hostile.url, max_retries=len(bad)))
+    check(run, 0)
+    retries = [line for line in run.stderr.splitlines() if "Retrying" in line]
+    assert len(retries) == len(bad), run.stderr[-3000:]
+    waits = [float(line.rsplit("waiting ", 1)[1].rstrip("s")) for line in retries]
+    assert all(wait < 1 for wait in waits), waits  # the 0.01 s backoff, doubling
+
+
 def test_proxy_variables_never_carry_the_token_over_plain_http(server, tmp_path):
     with HostileServer(answer("503 Service Unavailable", b"{}")) as proxy:
         env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "ALL_PROXY": proxy.url}

@@ -15,12 +15,15 @@ the state was.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -350,3 +353,98 @@ def test_process_substitution_for_every_input(account, tmp_path, program):
     else:
         streams = {m["record"]["stream"] for m in messages if m["type"] == "RECORD"}
     check_read(account, streams, run.stderr)
+
+
+# -- endless and blocking inputs (issue 23, item 12) ----------------------------------------
+
+
+def _inputs_with(
+    account: Account, tmp_path: Path, program: str, option: str, path: str
+) -> list[str]:
+    """The command line of a sync (`read` for the source) with `path` for `option`."""
+    singer = program == tap_process.TAP
+    inputs = account.singer_inputs() if singer else account.airbyte_inputs()
+    args = command_line(tmp_path, inputs, option)
+    args[args.index(PIPED)] = path
+    return args if singer else ["read", *args]
+
+
+@pytest.mark.parametrize("program", [tap_process.TAP, tap_process.SOURCE])
+@pytest.mark.parametrize("option", ["--config", "--catalog", "--state"])
+def test_an_endless_input_is_refused_in_one_line(account, tmp_path, program, option):
+    """`/dev/zero` ran out of memory (exit 3); now it is refused past the cap."""
+    from tap_metronome.tap import MAX_INPUT_BYTES
+
+    args = _inputs_with(account, tmp_path, program, option, "/dev/zero")
+    account.server.app.reset_requests()
+    started = time.monotonic()
+    run = tap_process.run(
+        args, cwd=tmp_path, env=clean_env(), program=program, timeout=60
+    )
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert time.monotonic() - started < 30  # read to the cap, not for ever
+    assert "Traceback" not in run.stderr
+    (error,) = [line for line in run.stderr.splitlines() if "| ERROR" in line]
+    assert f"{option} /dev/zero: larger than {MAX_INPUT_BYTES // 2**20} MiB" in error
+    assert account.server.app.count() == 0
+
+
+def test_an_input_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path, monkeypatch):
+    from tap_metronome import tap
+    from tap_metronome.errors import InputError
+
+    monkeypatch.setattr(tap, "MAX_INPUT_BYTES", 16)
+    (tmp_path / "at.json").write_text('{"a": "' + "x" * 7 + '"}')  # 16 bytes
+    (tmp_path / "over.json").write_text('{"a": "' + "x" * 8 + '"}')
+    assert tap.read_json(str(tmp_path / "at.json"), "--state") == {"a": "x" * 7}
+    with pytest.raises(InputError, match=r"^--state \S+over.json: larger than 0 MiB"):
+        tap.read_json(str(tmp_path / "over.json"), "--state")
+    over = r"^--catalog \S+over.json: larger than"
+    with (
+        (tmp_path / "over.json").open() as handle,
+        pytest.raises(InputError, match=over),
+    ):
+        tap._json_object_text(handle, "--catalog")
+    with pytest.raises(InputError, match=r"^--catalog: larger than"):
+        tap._json_object_text(io.StringIO("{" + " " * 16 + "}"), "--catalog")
+
+
+@pytest.mark.parametrize("program", [tap_process.TAP, tap_process.SOURCE])
+@pytest.mark.parametrize("option", ["--config", "--state"])
+def test_sigterm_ends_a_wait_for_a_fifo_nobody_writes(
+    account, tmp_path, program, option
+):
+    """Waiting to open a FIFO with no writer ignored SIGTERM for ever."""
+    path = tmp_path / "nobody.json"
+    os.mkfifo(path)
+    args = _inputs_with(account, tmp_path, program, option, str(path))
+    proc = tap_process.TapProcess(
+        args,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=tap_process.PIPE,
+        stderr=tap_process.PIPE,
+        text=True,
+        program=program,
+    )
+    try:
+        time.sleep(1)
+        assert proc.poll() is None  # waiting for a writer
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert stopped_in < 5
+    assert "Traceback" not in stderr
+    (last,) = [line for line in stderr.splitlines() if "SIGTERM" in line]
+    assert "Stopped by SIGTERM while reading --config, --state or --catalog" in last
+    if program == tap_process.TAP:
+        assert stdout == ""
+    else:  # the source's TRACE ERROR, and nothing else
+        (trace,) = protocol_lines(stdout)
+        assert trace["type"] == "TRACE", trace

@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     _log_to_stderr()
     run: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
-        code = run(args)
+        if args.command != "spec":
+            stopping.reading_inputs()
+        try:
+            code = run(args)
+        finally:
+            stopping.inputs_read()
     except BaseException as exc:  # noqa: BLE001 - the last message of a run is ours
         code = _fail(exc, _WRITERS[-1] if _WRITERS else None)
     sys.exit(code)
@@ -66,6 +71,8 @@ def check(args: argparse.Namespace) -> int:
     try:
         tap = _tap(args.config)
         tap.client.get("/v1/customers", {"limit": 1}, stream="check")
+    except SyncInterrupted:
+        raise
     except Exception as exc:  # noqa: BLE001 - any problem is the check's answer
         message, _, _, _ = _describe(exc)
         LOGGER.error("%s", message)
@@ -97,6 +104,7 @@ def read(args: argparse.Namespace) -> int:
         for name, blob in catalog.read_state(args.state).items()
         if request.streams.get(name)  # incremental reads start from their state
     }
+    stopping.inputs_read()
     writer = AirbyteWriter(request.streams, state)
     _WRITERS.append(writer)
     tap = TapMetronome(
@@ -124,7 +132,9 @@ _WRITERS: list[AirbyteWriter] = []
 
 
 def _tap(config_path: str) -> TapMetronome:
-    return TapMetronome(config=read_json_object(config_path, "--config"))
+    config = read_json_object(config_path, "--config")
+    stopping.inputs_read()
+    return TapMetronome(config=config)
 
 
 def _write(message: dict[str, Any]) -> None:
