@@ -1,4 +1,4 @@
-"""The tap: its settings, the inputs it is started with, and its streams."""
+"""The tap: its settings, its services (client, listings, metrics) and its streams."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from types import FrameType
 from typing import IO, Any
 
 import click
-import msgspec
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.singerlib import Catalog
 
 from tap_metronome import stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.flattening import FlatteningMapper, flattening_config
+from tap_metronome.inputs import (
+    check_catalog,
+    config_values,
+    json_object_text,
+    read_json_object,
+)
 from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
 from tap_metronome.metrics import HttpMetrics
@@ -35,27 +37,12 @@ from tap_metronome.settings import (
     DEFAULT_API_URL,
     SETTING_NAMES,
     Settings,
-    parse_instant,
     parse_settings,
 )
+from tap_metronome.state import read_state
 from tap_metronome.stopping import StopRequest
 from tap_metronome.streams.base import ParentStream
-from tap_metronome.streams.invoices import REREAD_FROM, InvoiceReads
-from tap_metronome.streams.usage import CUSTOMER_FILTER
-from tap_metronome.windows import (
-    SYNCED_UNTIL,
-    CustomerBookmarks,
-    end_of_today,
-    instant_text,
-)
-
-#: The most `--config`, `--state` or `--catalog` may hold; a larger one (or
-#: `/dev/zero`) is refused after reading one byte more. A state lists each
-#: customer's bookmark: about 40 bytes per customer id, so 100,000 customers
-#: make ~4 MiB and even ten million stay far below; a catalog is ~100 KiB.
-#: Parsing a full 256 MiB input takes about 1 GiB, which a host can still give.
-MAX_INPUT_BYTES = 256 * 1024 * 1024
-_READ_CHUNK = 1024 * 1024
+from tap_metronome.streams.invoices import InvoiceReads
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -292,7 +279,7 @@ class TapMetronome(Tap):
         self._client: MetronomeClient | None = None
         #: Parent listings (customers, plans), read once by whichever stream asks.
         self.listings = Listings(self._list_parent, logging.getLogger(self.name))
-        values = _config_values(config)
+        values = config_values(config)
         if isinstance(state, str | PurePath):  # a path, as the SDK also accepts
             state = read_json_object(str(state), "state")
         if not values.get("auth_token") and os.environ.get(TOKEN_ENV_VAR):
@@ -396,9 +383,9 @@ class TapMetronome(Tap):
     ) -> None:
         """Run the tap; `--state` and `--catalog` must be JSON objects."""
         if state is not None:
-            state = io.StringIO(_json_object_text(state, "--state"))
+            state = io.StringIO(json_object_text(state, "--state"))
         if catalog is not None:
-            text = _json_object_text(catalog, "--catalog")
+            text = json_object_text(catalog, "--catalog")
             check_catalog(json.loads(text))
             catalog = io.StringIO(text)
         stopping.inputs_read()
@@ -485,340 +472,3 @@ class TapMetronome(Tap):
     def discover_streams(self) -> list[streams.MetronomeStream]:
         """One instance of every stream (the SDK syncs them in name order)."""
         return [stream_type(self) for stream_type in streams.STREAM_TYPES]
-
-
-def _config_values(config: Any) -> dict[str, Any]:
-    """The config as one dict, from a dict or (as the SDK also accepts) file paths."""
-    if config is None:
-        return {}
-    if isinstance(config, Mapping):
-        return dict(config)
-    paths = [config] if isinstance(config, str | PurePath) else list(config)
-    values: dict[str, Any] = {}
-    for path in paths:
-        values |= read_json_object(str(path), "config")
-    return values
-
-
-def read_json_object(path: str, option: str) -> dict[str, Any]:
-    """A JSON object from a file, or `InputError` naming the option and the file."""
-    return _json_object(read_json(path, option), f"{option} {one_line(path, 200)}")
-
-
-def read_json(path: str, option: str) -> Any:
-    """Any JSON value from a file (numbers with a fraction as Decimal), or `InputError`."""
-    shown = one_line(path, 200)
-    try:
-        with Path(path).open("rb") as stream:
-            text = _read_capped(stream, f"{option} {shown}").decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        msg = f"{option} {shown}: cannot read the file ({reason})"
-        raise InputError(msg) from None
-    return _parse_json(text, f"{option} {shown}")
-
-
-def _json_object_text(handle: IO[str], option: str) -> str:
-    name = getattr(handle, "name", None)
-    where = f"{option} {one_line(name, 200)}" if isinstance(name, str) else option
-    try:
-        binary = getattr(handle, "buffer", None)
-        if binary is not None:
-            text = _read_capped(binary, where).decode("utf-8")
-        elif len(text := handle.read(MAX_INPUT_BYTES + 1)) > MAX_INPUT_BYTES:
-            raise _too_large(where)
-    except (OSError, UnicodeDecodeError):
-        msg = f"{option}: cannot read the file (not UTF-8 text?)"
-        raise InputError(msg) from None
-    _parse_object(text, option)
-    return text
-
-
-def _read_capped(stream: IO[bytes], where: str) -> bytes:
-    """All of `stream`, reading at most `MAX_INPUT_BYTES` + 1 bytes, or `InputError`."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := stream.read(min(_READ_CHUNK, MAX_INPUT_BYTES + 1 - size)):
-        size += len(chunk)
-        if size > MAX_INPUT_BYTES:
-            raise _too_large(where)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(where: str) -> InputError:
-    return InputError(f"{where}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
-
-
-def _parse_json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", "?")
-        msg = f"{where}: not valid JSON (line {line})"
-        raise InputError(msg) from None
-    except RecursionError:
-        msg = f"{where}: JSON nested too deeply"
-        raise InputError(msg) from None
-
-
-def _parse_object(text: str, where: str) -> dict[str, Any]:
-    return _json_object(_parse_json(text, where), where)
-
-
-def _json_object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        msg = f"{where}: must be a JSON object, not {type(value).__name__}"
-        raise InputError(msg)
-    return value
-
-
-def check_catalog(catalog: dict[str, Any]) -> None:
-    """Refuse, with one line naming `--catalog`, a catalog the SDK cannot read."""
-    problem = None
-    entries = catalog.get("streams")
-    if not isinstance(entries, list):
-        problem = "streams must be a list"
-    else:
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not isinstance(
-                entry.get("tap_stream_id"), str
-            ):
-                problem = f"streams[{position}] needs a tap_stream_id string"
-            elif not isinstance(entry.get("schema"), dict) or not isinstance(
-                entry["schema"].get("properties", {}), dict
-            ):
-                problem = f"streams[{position}].schema must be a JSON Schema object"
-            elif not isinstance(entry.get("metadata", []), list) or not all(
-                isinstance(item, dict)
-                and isinstance(item.get("breadcrumb"), list)
-                and isinstance(item.get("metadata"), dict)
-                for item in entry.get("metadata", [])
-            ):
-                problem = (
-                    f"streams[{position}].metadata must be a list of "
-                    "{breadcrumb, metadata} objects"
-                )
-            if problem:
-                break
-    if problem is None:
-        try:
-            Catalog.from_dict(catalog)
-        except Exception as exc:  # noqa: BLE001 - any failure is the catalog's
-            problem = one_line(f"{type(exc).__name__}: {exc}", 200)
-    if problem is not None:
-        msg = f"--catalog: not a Singer catalog the tap can use: {problem}"
-        raise InputError(msg)
-
-
-def _no_constant(name: str) -> Any:
-    """JSON has no NaN or Infinity; Python's parser accepts them unless told."""
-    msg = f"{name} is not a JSON value"
-    raise ValueError(msg)
-
-
-#: Future bookmarks named one by one in the log before the rest are counted.
-NAMED_IN_LOG = 20
-#: Streams with per-customer bookmarks, and their state key.
-CUSTOMER_BOOKMARKS = {
-    "customer_costs": SYNCED_UNTIL,
-    "invoices": REREAD_FROM,
-    "invoice_line_items": REREAD_FROM,
-}
-#: The SDK's own per-stream state keys, which the tap does not read.
-_SDK_STATE_KEYS = ("replication_key", "replication_key_value", "progress_markers")
-
-
-def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
-    """The state to start from, or `InputError` naming what is wrong with it.
-
-    Only what the tap reads is kept for its own streams: `synced_until` for
-    customer_costs and `reread_from` for the two invoice streams, without
-    bookmarks later than today (no run can have written
-    them: the state was edited or corrupted; those customers are re-read from
-    `start_date`, which is safe because rows upsert on their key), and nothing for
-    the full-table streams. The SDK's markers are dropped, so that a bad or future
-    marker is neither echoed into new STATE messages nor fatal. The state of
-    streams this version does not know is kept when the SDK can read it.
-    """
-    if state is None:
-        return None
-    state = _unwrapped(state, logger)
-    bookmarks = state.get("bookmarks")
-    if bookmarks is None:
-        bookmarks = {}
-    if not isinstance(bookmarks, Mapping):
-        msg = "state: bookmarks must be an object of stream name -> stream state"
-        raise InputError(msg)
-    kept: dict[str, Any] = {}
-    for name, stream_state in bookmarks.items():
-        where = f"state: bookmarks.{one_line(name, 60)}"
-        if not isinstance(stream_state, Mapping):
-            msg = f"{where} must be an object"
-            raise InputError(msg)
-        if name in CUSTOMER_BOOKMARKS:
-            key = CUSTOMER_BOOKMARKS[name]
-            bookmarks_read, future = CustomerBookmarks.from_state(
-                stream_state, latest=end_of_today(), stream=name, key=key
-            )
-            _warn_future(name, future, logger)
-            kept[name] = {key: bookmarks_read.to_state()}
-        elif name in ACCOUNT_BOOKMARKS:
-            kept[name] = _account_bookmark(name, stream_state, where, logger)
-        elif name in streams.STREAM_NAMES:
-            kept[name] = {}
-        else:
-            _check_sdk_state(stream_state, where)
-            size = len(_STATE_ENCODER.encode(stream_state))
-            if size > MAX_FOREIGN_STATE_BYTES:
-                # Echoed into every STATE message of the run (210 MB of it made
-                # 4.8 GB of output): a stream this version does not know.
-                logger.warning(
-                    "state: dropped the bookmarks of %s, a stream this version does "
-                    "not know (%d bytes, more than %d): not carried into new states",
-                    one_line(name, 60),
-                    size,
-                    MAX_FOREIGN_STATE_BYTES,
-                )
-                continue
-            kept[name] = dict(stream_state)
-    return {**state, "bookmarks": kept}
-
-
-#: The most state of one unknown stream carried along (a newer version's stream
-#: keeps a bookmark or two; anything larger is not state this tap can use).
-MAX_FOREIGN_STATE_BYTES = 1 << 20
-_STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
-
-
-#: Keys a Singer state may have besides `bookmarks` (the SDK's and Singer's).
-STATE_KEYS = frozenset({"bookmarks", "currently_syncing"})
-
-
-def _unwrapped(state: Any, logger: logging.Logger) -> Mapping[str, Any]:
-    """The Singer state in `state`, unwrapped from what orchestrators store.
-
-    `{"singer_state": {...}}` (Meltano's system database) and a whole
-    `{"type": "STATE", "value": {...}}` message are read with an INFO line; any
-    other object with neither `bookmarks` nor only Singer's keys is refused: read
-    as "no state", it would be a silent backfill from `start_date`.
-    """
-    for _ in range(3):  # a wrapper inside a wrapper, at most
-        if not isinstance(state, Mapping):
-            msg = f"state: must be a JSON object, not {type(state).__name__}"
-            raise InputError(msg)
-        if "bookmarks" in state:
-            return state
-        if set(state) == {"singer_state"}:
-            logger.info('state: reading the Singer state inside "singer_state"')
-            state = state["singer_state"]
-        elif state.get("type") == "STATE" and "value" in state:
-            logger.info("state: reading the value of a Singer STATE message")
-            state = state["value"]
-        else:
-            break
-    if isinstance(state, Mapping) and set(state) <= STATE_KEYS:
-        return state
-    keys = (
-        ", ".join(one_line(key, 40) for key in list(state)[:5])
-        if isinstance(state, Mapping)
-        else type(state).__name__
-    )
-    msg = (
-        f"state: not a Singer state of this tap (no bookmarks; keys: {keys}); "
-        "give the state a run wrote, or none for a full sync"
-    )
-    raise InputError(msg)
-
-
-#: Account-wide incremental streams: their one bookmark's state key, and whether
-#: it is a date (usage: `synced_until`) or an RFC 3339 instant (the SDK's own).
-ACCOUNT_BOOKMARKS = {
-    "usage": ("synced_until", date),
-    "audit_logs": ("replication_key_value", datetime),
-}
-
-
-def _account_bookmark(
-    name: str, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
-) -> dict[str, Any]:
-    """The stream's one bookmark, checked: unreadable stops, future is dropped.
-
-    An instant is kept in the form the tap writes (UTC, `Z`), so that the SDK,
-    which reads it again, never meets `t`, `z` or spaces a person typed.
-    """
-    key, kind = ACCOUNT_BOOKMARKS[name]
-    value = stream_state.get(key)
-    if value is None:
-        return {}
-    try:
-        if not isinstance(value, str):
-            raise TypeError
-        if kind is date:
-            day = date.fromisoformat(value)
-            # A date bookmark is an exclusive end: the end of today is the latest.
-            future = day > end_of_today()
-        else:
-            moment = parse_instant(value)
-            future = moment > datetime.now(UTC)
-            value = instant_text(moment)
-    except (TypeError, ValueError):
-        what = "a date (YYYY-MM-DD)" if kind is date else "an RFC 3339 date-time"
-        msg = f"{where}.{key} must be {what}, not {one_line(value, 60)}"
-        raise InputError(msg) from None
-    if future:
-        logger.warning(
-            "state: the %s bookmark %s is in the future, which no run can have "
-            "written; reading %s from start_date",
-            name,
-            one_line(value, 60),
-            name,
-        )
-        return {}
-    if kind is datetime:
-        return {"replication_key": "timestamp", key: value}
-    kept = {key: value}
-    customers = stream_state.get(CUSTOMER_FILTER)
-    if customers is not None:
-        if not isinstance(customers, str):
-            msg = f"{where}.{CUSTOMER_FILTER} must be a string, not {one_line(customers, 60)}"
-            raise InputError(msg)
-        kept[CUSTOMER_FILTER] = customers
-    return kept
-
-
-def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:
-    markers = stream_state.get("progress_markers")
-    if markers is not None and not isinstance(markers, Mapping):
-        msg = f"{where}.progress_markers must be an object"
-        raise InputError(msg)
-    partitions = stream_state.get("partitions")
-    if partitions is not None and not (
-        isinstance(partitions, list)
-        and all(
-            isinstance(p, Mapping) and isinstance(p.get("context", {}), Mapping)
-            for p in partitions
-        )
-    ):
-        msg = f"{where}.partitions must be a list of objects with a context object"
-        raise InputError(msg)
-
-
-def _warn_future(
-    stream: str, future: Mapping[str, date], logger: logging.Logger
-) -> None:
-    for customer_id, day in list(future.items())[:NAMED_IN_LOG]:
-        logger.warning(
-            "state: %s bookmark of customer %s is in the future (%s), "
-            "which no run can have written; re-reading it from start_date",
-            stream,
-            customer_id,
-            day,
-        )
-    if len(future) > NAMED_IN_LOG:
-        logger.warning(
-            "state: %d more %s bookmarks are in the future; re-reading "
-            "those customers from start_date too",
-            len(future) - NAMED_IN_LOG,
-            stream,
-        )

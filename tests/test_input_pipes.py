@@ -373,7 +373,7 @@ def _inputs_with(
 @pytest.mark.parametrize("option", ["--config", "--catalog", "--state"])
 def test_an_endless_input_is_refused_in_one_line(account, tmp_path, program, option):
     """`/dev/zero` ran out of memory (exit 3); now it is refused past the cap."""
-    from tap_metronome.tap import MAX_INPUT_BYTES
+    from tap_metronome.inputs import MAX_INPUT_BYTES
 
     args = _inputs_with(account, tmp_path, program, option, "/dev/zero")
     account.server.app.reset_requests()
@@ -390,23 +390,23 @@ def test_an_endless_input_is_refused_in_one_line(account, tmp_path, program, opt
 
 
 def test_an_input_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path, monkeypatch):
-    from tap_metronome import tap
+    from tap_metronome import inputs
     from tap_metronome.errors import InputError
 
-    monkeypatch.setattr(tap, "MAX_INPUT_BYTES", 16)
+    monkeypatch.setattr(inputs, "MAX_INPUT_BYTES", 16)
     (tmp_path / "at.json").write_text('{"a": "' + "x" * 7 + '"}')  # 16 bytes
     (tmp_path / "over.json").write_text('{"a": "' + "x" * 8 + '"}')
-    assert tap.read_json(str(tmp_path / "at.json"), "--state") == {"a": "x" * 7}
+    assert inputs.read_json(str(tmp_path / "at.json"), "--state") == {"a": "x" * 7}
     with pytest.raises(InputError, match=r"^--state \S+over.json: larger than 0 MiB"):
-        tap.read_json(str(tmp_path / "over.json"), "--state")
+        inputs.read_json(str(tmp_path / "over.json"), "--state")
     over = r"^--catalog \S+over.json: larger than"
     with (
         (tmp_path / "over.json").open() as handle,
         pytest.raises(InputError, match=over),
     ):
-        tap._json_object_text(handle, "--catalog")
+        inputs.json_object_text(handle, "--catalog")
     with pytest.raises(InputError, match=r"^--catalog: larger than"):
-        tap._json_object_text(io.StringIO("{" + " " * 16 + "}"), "--catalog")
+        inputs.json_object_text(io.StringIO("{" + " " * 16 + "}"), "--catalog")
 
 
 @pytest.mark.parametrize("program", [tap_process.TAP, tap_process.SOURCE])

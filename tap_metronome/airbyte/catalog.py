@@ -16,8 +16,9 @@ from typing import Any
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.inputs import read_json
 from tap_metronome.settings import SETTING_NAMES
-from tap_metronome.tap import TapMetronome, read_json
+from tap_metronome.tap import TapMetronome
 
 DOCS_URL = (
     "https://github.com/tap-metronome/tap-metronome#use-with-airbyte-or-pyairbyte"

@@ -26,8 +26,9 @@ from tap_metronome.airbyte import catalog, messages
 from tap_metronome.airbyte.messages import FailureType
 from tap_metronome.airbyte.writer import AirbyteWriter
 from tap_metronome.errors import SyncInterrupted, one_line
+from tap_metronome.inputs import read_json_object
 from tap_metronome.logs import SAFE_LINES, protect_logs
-from tap_metronome.tap import TapMetronome, read_json_object
+from tap_metronome.tap import TapMetronome
 
 LOGGER = logging.getLogger("source-metronome")
 

@@ -1,0 +1,234 @@
+"""The state a run starts from: checked, and kept only as far as the tap reads it.
+
+Per-customer bookmarks (`CustomerBookmarks`), the account-wide streams' one
+bookmark, and the state of streams this version does not know (carried along
+when small); a wrapped state is unwrapped, and anything else is `InputError`,
+one line naming the state key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+
+from tap_metronome import streams
+from tap_metronome.errors import InputError, one_line
+from tap_metronome.settings import parse_instant
+from tap_metronome.streams.invoices import REREAD_FROM
+from tap_metronome.streams.usage import CUSTOMER_FILTER
+from tap_metronome.windows import (
+    SYNCED_UNTIL,
+    CustomerBookmarks,
+    end_of_today,
+    instant_text,
+)
+
+#: Future bookmarks named one by one in the log before the rest are counted.
+NAMED_IN_LOG = 20
+#: Streams with per-customer bookmarks, and their state key.
+CUSTOMER_BOOKMARKS = {
+    "customer_costs": SYNCED_UNTIL,
+    "invoices": REREAD_FROM,
+    "invoice_line_items": REREAD_FROM,
+}
+#: The SDK's own per-stream state keys, which the tap does not read.
+_SDK_STATE_KEYS = ("replication_key", "replication_key_value", "progress_markers")
+
+
+def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
+    """The state to start from, or `InputError` naming what is wrong with it.
+
+    Only what the tap reads is kept for its own streams: `synced_until` for
+    customer_costs and `reread_from` for the two invoice streams, without
+    bookmarks later than today (no run can have written
+    them: the state was edited or corrupted; those customers are re-read from
+    `start_date`, which is safe because rows upsert on their key), and nothing for
+    the full-table streams. The SDK's markers are dropped, so that a bad or future
+    marker is neither echoed into new STATE messages nor fatal. The state of
+    streams this version does not know is kept when the SDK can read it.
+    """
+    if state is None:
+        return None
+    state = _unwrapped(state, logger)
+    bookmarks = state.get("bookmarks")
+    if bookmarks is None:
+        bookmarks = {}
+    if not isinstance(bookmarks, Mapping):
+        msg = "state: bookmarks must be an object of stream name -> stream state"
+        raise InputError(msg)
+    kept: dict[str, Any] = {}
+    for name, stream_state in bookmarks.items():
+        where = f"state: bookmarks.{one_line(name, 60)}"
+        if not isinstance(stream_state, Mapping):
+            msg = f"{where} must be an object"
+            raise InputError(msg)
+        if name in CUSTOMER_BOOKMARKS:
+            key = CUSTOMER_BOOKMARKS[name]
+            bookmarks_read, future = CustomerBookmarks.from_state(
+                stream_state, latest=end_of_today(), stream=name, key=key
+            )
+            _warn_future(name, future, logger)
+            kept[name] = {key: bookmarks_read.to_state()}
+        elif name in ACCOUNT_BOOKMARKS:
+            kept[name] = _account_bookmark(name, stream_state, where, logger)
+        elif name in streams.STREAM_NAMES:
+            kept[name] = {}
+        else:
+            _check_sdk_state(stream_state, where)
+            size = len(_STATE_ENCODER.encode(stream_state))
+            if size > MAX_FOREIGN_STATE_BYTES:
+                # Echoed into every STATE message of the run (210 MB of it made
+                # 4.8 GB of output): a stream this version does not know.
+                logger.warning(
+                    "state: dropped the bookmarks of %s, a stream this version does "
+                    "not know (%d bytes, more than %d): not carried into new states",
+                    one_line(name, 60),
+                    size,
+                    MAX_FOREIGN_STATE_BYTES,
+                )
+                continue
+            kept[name] = dict(stream_state)
+    return {**state, "bookmarks": kept}
+
+
+#: The most state of one unknown stream carried along (a newer version's stream
+#: keeps a bookmark or two; anything larger is not state this tap can use).
+MAX_FOREIGN_STATE_BYTES = 1 << 20
+_STATE_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+#: Keys a Singer state may have besides `bookmarks` (the SDK's and Singer's).
+STATE_KEYS = frozenset({"bookmarks", "currently_syncing"})
+
+
+def _unwrapped(state: Any, logger: logging.Logger) -> Mapping[str, Any]:
+    """The Singer state in `state`, unwrapped from what orchestrators store.
+
+    `{"singer_state": {...}}` (Meltano's system database) and a whole
+    `{"type": "STATE", "value": {...}}` message are read with an INFO line; any
+    other object with neither `bookmarks` nor only Singer's keys is refused: read
+    as "no state", it would be a silent backfill from `start_date`.
+    """
+    for _ in range(3):  # a wrapper inside a wrapper, at most
+        if not isinstance(state, Mapping):
+            msg = f"state: must be a JSON object, not {type(state).__name__}"
+            raise InputError(msg)
+        if "bookmarks" in state:
+            return state
+        if set(state) == {"singer_state"}:
+            logger.info('state: reading the Singer state inside "singer_state"')
+            state = state["singer_state"]
+        elif state.get("type") == "STATE" and "value" in state:
+            logger.info("state: reading the value of a Singer STATE message")
+            state = state["value"]
+        else:
+            break
+    if isinstance(state, Mapping) and set(state) <= STATE_KEYS:
+        return state
+    keys = (
+        ", ".join(one_line(key, 40) for key in list(state)[:5])
+        if isinstance(state, Mapping)
+        else type(state).__name__
+    )
+    msg = (
+        f"state: not a Singer state of this tap (no bookmarks; keys: {keys}); "
+        "give the state a run wrote, or none for a full sync"
+    )
+    raise InputError(msg)
+
+
+#: Account-wide incremental streams: their one bookmark's state key, and whether
+#: it is a date (usage: `synced_until`) or an RFC 3339 instant (the SDK's own).
+ACCOUNT_BOOKMARKS = {
+    "usage": ("synced_until", date),
+    "audit_logs": ("replication_key_value", datetime),
+}
+
+
+def _account_bookmark(
+    name: str, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+) -> dict[str, Any]:
+    """The stream's one bookmark, checked: unreadable stops, future is dropped.
+
+    An instant is kept in the form the tap writes (UTC, `Z`), so that the SDK,
+    which reads it again, never meets `t`, `z` or spaces a person typed.
+    """
+    key, kind = ACCOUNT_BOOKMARKS[name]
+    value = stream_state.get(key)
+    if value is None:
+        return {}
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        if kind is date:
+            day = date.fromisoformat(value)
+            # A date bookmark is an exclusive end: the end of today is the latest.
+            future = day > end_of_today()
+        else:
+            moment = parse_instant(value)
+            future = moment > datetime.now(UTC)
+            value = instant_text(moment)
+    except (TypeError, ValueError):
+        what = "a date (YYYY-MM-DD)" if kind is date else "an RFC 3339 date-time"
+        msg = f"{where}.{key} must be {what}, not {one_line(value, 60)}"
+        raise InputError(msg) from None
+    if future:
+        logger.warning(
+            "state: the %s bookmark %s is in the future, which no run can have "
+            "written; reading %s from start_date",
+            name,
+            one_line(value, 60),
+            name,
+        )
+        return {}
+    if kind is datetime:
+        return {"replication_key": "timestamp", key: value}
+    kept = {key: value}
+    customers = stream_state.get(CUSTOMER_FILTER)
+    if customers is not None:
+        if not isinstance(customers, str):
+            msg = f"{where}.{CUSTOMER_FILTER} must be a string, not {one_line(customers, 60)}"
+            raise InputError(msg)
+        kept[CUSTOMER_FILTER] = customers
+    return kept
+
+
+def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:
+    markers = stream_state.get("progress_markers")
+    if markers is not None and not isinstance(markers, Mapping):
+        msg = f"{where}.progress_markers must be an object"
+        raise InputError(msg)
+    partitions = stream_state.get("partitions")
+    if partitions is not None and not (
+        isinstance(partitions, list)
+        and all(
+            isinstance(p, Mapping) and isinstance(p.get("context", {}), Mapping)
+            for p in partitions
+        )
+    ):
+        msg = f"{where}.partitions must be a list of objects with a context object"
+        raise InputError(msg)
+
+
+def _warn_future(
+    stream: str, future: Mapping[str, date], logger: logging.Logger
+) -> None:
+    for customer_id, day in list(future.items())[:NAMED_IN_LOG]:
+        logger.warning(
+            "state: %s bookmark of customer %s is in the future (%s), "
+            "which no run can have written; re-reading it from start_date",
+            stream,
+            customer_id,
+            day,
+        )
+    if len(future) > NAMED_IN_LOG:
+        logger.warning(
+            "state: %d more %s bookmarks are in the future; re-reading "
+            "those customers from start_date too",
+            len(future) - NAMED_IN_LOG,
+            stream,
+        )
