@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -52,41 +52,42 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 FORMATS = FormatChecker(formats=())
 
 
-@FORMATS.checks("date-time")
-def _is_date_time(value: object) -> bool:
-    """RFC 3339, and parseable by Python (as the SDK's targets parse it)."""
+def _parses(
+    value: object, form: re.Pattern[str], parse: Callable[[str], object]
+) -> bool:
+    """Whether a string has the form and `parse` takes it.
+
+    Other kinds pass: the type check speaks for them.
+    """
     if not isinstance(value, str):
-        return True  # the type check speaks for other kinds
-    if not _DATE_TIME.fullmatch(value):
+        return True
+    if not form.fullmatch(value):
         return False
     try:
-        datetime.fromisoformat(value.upper().replace(" ", "T"))
+        parse(value)
     except ValueError:  # 2026-02-30, a leap second
         return False
     return True
 
 
+@FORMATS.checks("date-time")
+def _is_date_time(value: object) -> bool:
+    """RFC 3339, and parseable by Python (as the SDK's targets parse it)."""
+    return _parses(
+        value,
+        _DATE_TIME,
+        lambda text: datetime.fromisoformat(text.upper().replace(" ", "T")),
+    )
+
+
 @FORMATS.checks("date")
 def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _DATE.fullmatch(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+    return _parses(value, _DATE, date.fromisoformat)
 
 
 @FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _UUID.fullmatch(value):
-        return False
-    uuid.UUID(value)
-    return True
+    return _parses(value, _UUID, uuid.UUID)
 
 
 def pointer(path: Iterable[str | int]) -> str:
