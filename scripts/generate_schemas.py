@@ -192,7 +192,7 @@ _FROM_THE_CLIENT = " (From the official client, metronome-sdk; not in the spec.)
 
 def _follow(node: dict[str, Any], annotation: Any, depth: int) -> None:
     """Merge the client's fields into `node` wherever both describe objects."""
-    args = [a for a in _union_args(annotation) if a is not type(None)]
+    args = [a for a in union_args(annotation) if a is not type(None)]
     for arg in args:
         origin = typing.get_origin(arg)
         if origin is list and isinstance(node.get("items"), dict):
@@ -203,11 +203,12 @@ def _follow(node: dict[str, Any], annotation: Any, depth: int) -> None:
             client_fields(node["properties"], arg, depth)
 
 
-def _union_args(annotation: Any) -> list[Any]:
+def union_args(annotation: Any) -> list[Any]:
+    """The types of a union annotation (`Optional`, `|`, `Annotated` seen through)."""
     if typing.get_origin(annotation) is typing.Annotated:
-        return _union_args(typing.get_args(annotation)[0])
+        return union_args(typing.get_args(annotation)[0])
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [a for arg in typing.get_args(annotation) for a in _union_args(arg)]
+        return [a for arg in typing.get_args(annotation) for a in union_args(arg)]
     return [annotation]
 
 
@@ -216,13 +217,13 @@ def _is_model(annotation: Any) -> bool:
 
 
 def _models(annotation: Any) -> list[Any]:
-    return [a for a in _union_args(annotation) if _is_model(a)]
+    return [a for a in union_args(annotation) if _is_model(a)]
 
 
 def client_schema(annotation: Any, depth: int = 0) -> dict[str, Any]:
     """A tolerant JSON Schema for a type of the client (its fields all nullable)."""
-    args = [a for a in _union_args(annotation) if a is not type(None)]
-    nullable = len(args) < len(_union_args(annotation))
+    args = [a for a in union_args(annotation) if a is not type(None)]
+    nullable = len(args) < len(union_args(annotation))
     if len(args) > 1:
         schema: dict[str, Any] = functools.reduce(
             _union, [client_schema(a, depth + 1) for a in args]

@@ -23,7 +23,6 @@ import copy
 import functools
 import hashlib
 import json
-import types
 import typing
 import uuid
 import zlib
@@ -32,6 +31,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from scripts.generate_schemas import union_args
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "metronome-openapi.json"
 #: Optional properties: present, null (or absent where the spec says not
@@ -300,24 +301,31 @@ def uuid_for(where: tuple[str, ...], n: int) -> str:
     return str(uuid.UUID(int=(_hash(where) << 64 | n) & (2**128 - 1), version=4))
 
 
-def enum_value(node: dict[str, Any], n: int, where: tuple[str, ...]) -> Any:
-    values = [v for v in node["enum"] if v is not None]
+def client_enum_values(node: dict[str, Any], where: tuple[str, ...]) -> list[Any]:
+    """The spec's enum values at `where` that the official client accepts.
+
+    Where the spec allows both cases, the client only upper case; and none of
+    the values `CLIENT_REFUSES` lists for the location.
+    """
+    location = "/".join(where)
     refused = next(
         (
             bad
             for suffix, bad in CLIENT_REFUSES.items()
-            if "/".join(where) == suffix or "/".join(where).endswith("/" + suffix)
+            if location == suffix or location.endswith("/" + suffix)
         ),
         frozenset(),
     )
-    values = [v for v in values if v not in refused]
-    if node.get("type") == "string":
-        # Where the spec allows both cases, the official client only upper case.
-        values = [
-            v
-            for v in values
-            if not (isinstance(v, str) and v != v.upper() and v.upper() in values)
-        ]
+    values = [v for v in node.get("enum", []) if v is not None and v not in refused]
+    return [
+        v
+        for v in values
+        if not (isinstance(v, str) and v != v.upper() and v.upper() in values)
+    ]
+
+
+def enum_value(node: dict[str, Any], n: int, where: tuple[str, ...]) -> Any:
+    values = client_enum_values(node, where)
     return values[_draw(n, where) % len(values)]
 
 
@@ -447,7 +455,7 @@ def with_client_fields(
     (`spec`: its node at `where`, None where it has none) does not declare, in
     item `n`'s shapes, at every level; the spec's own properties keep the shapes
     they were given, and the fake's `owned` ones are left to it."""
-    models = [a for a in _union_args(annotation) if hasattr(a, "model_fields")]
+    models = [a for a in union_args(annotation) if hasattr(a, "model_fields")]
     if isinstance(value, dict) and models:
         model = next((m for m in models if _client_admits(m, value)), models[0])
         declared = _declared(spec)
@@ -464,7 +472,7 @@ def with_client_fields(
             optional = not info.is_required()
             if optional and shape == "absent":
                 continue
-            nullable = type(None) in _union_args(info.annotation)
+            nullable = type(None) in union_args(info.annotation)
             if optional and shape == "null" and nullable:
                 value[key] = None
                 continue
@@ -472,7 +480,7 @@ def with_client_fields(
                 info.annotation, n, (*where, key), depth=len(where)
             )
     elif isinstance(value, list):
-        for arg in _union_args(annotation):
+        for arg in union_args(annotation):
             if typing.get_origin(arg) is list:
                 for i, element in enumerate(value):
                     with_client_fields(
@@ -488,7 +496,7 @@ def _client_admits(model: Any, value: dict[str, Any]) -> bool:
     """Whether `value`'s literal-typed fields (a `type`) fit `model`'s."""
     for name, info in model.model_fields.items():
         key = info.alias or name
-        args = _union_args(info.annotation)
+        args = union_args(info.annotation)
         literals = [a for a in args if typing.get_origin(a) is typing.Literal]
         if key in value and literals:
             allowed = {v for lit in literals for v in typing.get_args(lit)}
@@ -497,17 +505,9 @@ def _client_admits(model: Any, value: dict[str, Any]) -> bool:
     return True
 
 
-def _union_args(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _union_args(typing.get_args(annotation)[0])
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [a for arg in typing.get_args(annotation) for a in _union_args(arg)]
-    return [annotation]
-
-
 def client_value(annotation: Any, n: int, where: tuple[str, ...], *, depth: int) -> Any:
     """A value of a client type, built as `SpecItems.value` builds a spec one."""
-    args = [a for a in _union_args(annotation) if a is not type(None)]
+    args = [a for a in union_args(annotation) if a is not type(None)]
     if not args:
         return None
     kind = args[_draw(n, (*where, "union")) % len(args)]

@@ -11,7 +11,12 @@ import metronome
 import pytest
 
 from tests.fake_metronome import TOKEN, FakeData
-from tests.spec_items import CLIENT_REFUSES, DECIDED_BY_THE_FAKE, MAX_DEPTH, spec_items
+from tests.spec_items import (
+    DECIDED_BY_THE_FAKE,
+    MAX_DEPTH,
+    client_enum_values,
+    spec_items,
+)
 
 
 @pytest.fixture
@@ -371,17 +376,7 @@ def _locations(
         )
         info["required"] = info["required"] and required
         info["nullable"] = info["nullable"] or bool(node.get("nullable"))
-        values = [v for v in node.get("enum", []) if v is not None]
-        info["enum"] |= {
-            v
-            for v in values
-            # the client's spelling only (upper case), and what it accepts
-            if not (isinstance(v, str) and v != v.upper() and v.upper() in values)
-            and not any(
-                "/".join(where).endswith(suffix) and v in bad
-                for suffix, bad in CLIENT_REFUSES.items()
-            )
-        }
+        info["enum"] |= set(client_enum_values(node, where))
     if "items" in node:
         _locations(node["items"], (*where, "*"), depth + 1, out, True)
     extra = node.get("additionalProperties")
