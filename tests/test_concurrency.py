@@ -49,6 +49,32 @@ def test_fan_out_stops_and_aborts_on_error():
     assert len(started) < 100, "queued work was cancelled"
 
 
+def test_ordered_fan_out_yields_in_order_and_holds_a_bounded_number_of_results():
+    """Later items finishing first wait for the earlier ones, within 2 x workers."""
+    lock = threading.Lock()
+    started = 0
+    yielded = 0
+    ahead = 0
+
+    def work(n: int) -> int:
+        nonlocal started, ahead
+        with lock:
+            started += 1
+            ahead = max(ahead, started - yielded)
+        time.sleep(0.02 if n % 4 == 0 else 0.001)  # every 4th is slow
+        return n
+
+    order = []
+    for n, result in fan_out(range(100), work, max_workers=4, ordered=True):
+        assert result == n
+        order.append(n)
+        yielded += 1
+    assert order == list(range(100))
+    # In flight plus finished-but-waiting never exceeds 2 x workers (+1 refilled
+    # before the consumer takes its result).
+    assert ahead <= 2 * 4 + 1
+
+
 def test_fan_out_sequential_runs_inline_in_order():
     threads = set()
 

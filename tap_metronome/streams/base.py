@@ -238,8 +238,8 @@ class MetronomeStream(Stream):
     ) -> None:
         """Put bookmarks into the stream state and, if `flush`, emit a STATE message.
 
-        Only called between customers, after their rows were written, so no STATE
-        message covers records not yet out. Not in a dry run (`--test`): it
+        Only called after the rows the bookmarks cover were written (between
+        customers, or on a stop), so no STATE message covers records not yet out. Not in a dry run (`--test`): it
         starts without the state (the SDK does not pass it) and reads a page, so
         its bookmarks would forget every other customer.
         """

@@ -9,14 +9,12 @@ the API's items (`records.cost_rows`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_metronome.client import MetronomeAPIError
 from tap_metronome.paths import with_id
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
@@ -32,15 +30,6 @@ from tap_metronome.windows import (
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-
-
-@dataclass
-class CustomerCosts:
-    """What one customer's fetch produced: windows in order, and why it stopped."""
-
-    customer_id: str
-    windows: list[tuple[Window, list[dict[str, Any]]]] = field(default_factory=list)
-    error: MetronomeAPIError | None = None
 
 
 #: Costs answer 400 for a customer whose plan has a UNIQUE-type billable metric
@@ -123,26 +112,13 @@ class CustomerCostsStream(MetronomeStream):
         path = with_id(self.path, "customer_id", customer_id, stream=self.name)
         return list(self.list_items(path, window.params()))
 
-    def fetch_customer(self, customer_id: str, windows: list[Window]) -> CustomerCosts:
-        """Fetch one customer's windows in order (runs on a worker thread).
-
-        A 400/404 ends the customer but keeps the windows already fetched, so
-        the result is the same whatever the concurrency.
-        """
-        result = CustomerCosts(customer_id)
-        for window in windows:
-            try:
-                items = self.costs_in(customer_id, window)
-            except MetronomeAPIError as exc:
-                if exc.status not in COSTS_SKIPPABLE:
-                    raise
-                result.error = exc
-                break
-            result.windows.append((window, items))
-        return result
-
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Yield cost rows customer by customer, advancing each bookmark per window."""
+        """Yield cost rows window by window, advancing the customer's bookmark after each.
+
+        Workers fetch single windows (`Partitions.fetch_pieces`), so memory holds
+        a few windows however long a customer's history is, and a stop is seen
+        between rows: the bookmarks then cover the windows whose rows are out.
+        """
         settings = self._tap.require_settings()
         self._start = settings.costs_start()
         self._end = settings.costs_end(datetime.now(UTC))
@@ -160,31 +136,36 @@ class CustomerCostsStream(MetronomeStream):
         # Bookmarks are read on this thread, before workers start; workers only
         # fetch (and work out a customer's windows, a pure function of its bookmark).
         since = {cid: bookmarks.get(cid) for cid in customer_ids}
-        partitions: Partitions[CustomerCosts] = Partitions(
+        partitions: Partitions[list[dict[str, Any]]] = Partitions(
             self, customer_ids, noun="customer", skippable=COSTS_SKIPPABLE
         )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
         idle_days = rows = duplicates = 0
-        results = partitions.fetch(
-            lambda cid: self.fetch_customer(cid, self.windows_from(since[cid]))
+        stop = self._tap.stop
+        pieces = partitions.fetch_pieces(
+            lambda cid: self.windows_from(since[cid]), self.costs_in
         )
         # Stopping for any reason (a signal, an API error, a bad item): the
-        # bookmarks cover exactly the windows whose rows were yielded, so they
-        # are saved; the next run resumes after them.
+        # bookmarks cover exactly the windows whose rows were all yielded, so
+        # they are saved; the next run resumes after them.
         with cancel_on_error(
-            results,
+            pieces,
             self._tap.client,
             dry_run=self.dry_run,
             on_stop=lambda: self.write_bookmarks(bookmarks),
         ):
-            for _, result in results:
-                # Records of a window are written before its bookmark moves.
-                where = f"Stream customer_costs: GET /v1/customers/{result.customer_id}/costs"
-                days_seen: set[tuple[str, str]] = set()
-                for window, items in result.windows:
-                    for item in items:
+            for piece in pieces:
+                customer_id, window = piece.parent_id, piece.part
+                if window is not None:
+                    where = (
+                        f"Stream customer_costs: GET /v1/customers/{customer_id}/costs"
+                    )
+                    # Windows do not overlap and `cost_rows` keeps each row in
+                    # its window, so a day can only repeat within one window.
+                    days_seen: set[tuple[str, str]] = set()
+                    for item in piece.result or ():
                         item_rows = cost_rows(
-                            result.customer_id, item, where=where, window=window
+                            customer_id, item, where=where, window=window
                         )
                         if not item_rows:
                             idle_days += 1
@@ -195,20 +176,22 @@ class CustomerCostsStream(MetronomeStream):
                                 self.logger.warning(
                                     "customer_costs: skipped a costs row that the API "
                                     "listed twice (customer %s, %s, credit type %s)",
-                                    result.customer_id,
+                                    customer_id,
                                     *key,
                                 )
                                 continue
                             days_seen.add(key)
                             rows += 1
+                            # A stop is honoured between rows: those of this
+                            # window already out are re-read next run.
+                            stop.check()
                             yield row
-                    bookmarks.advance(result.customer_id, window.end)
-                if result.error is not None:
-                    partitions.skip(result.customer_id, result.error)
-                else:
+                    # Records of a window are written before its bookmark moves.
+                    bookmarks.advance(customer_id, window.end)
+                if piece.last:
                     partitions.done(rows)
-                if partitions.finished % flush_every == 0:
-                    self.write_bookmarks(bookmarks)
+                    if partitions.finished % flush_every == 0:
+                        self.write_bookmarks(bookmarks)
         self.write_bookmarks(bookmarks, flush=False)
         partitions.summary(
             f"{len(settled)} archived customers not re-read",

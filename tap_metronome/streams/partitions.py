@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
+P = TypeVar("P")
 
 #: Statuses that concern one partition only, unless a stream says otherwise: 404
 #: (a customer or plan deleted since the listing). Costs add 400 (a customer whose
@@ -47,15 +49,18 @@ def fan_out(
     *,
     max_workers: int,
     on_abort: Callable[[], None] | None = None,
+    ordered: bool = False,
 ) -> Generator[tuple[T, R], None, None]:
     """Yield `(item, work(item))` for every item, as each finishes.
 
     At most `2 * max_workers` items are in flight, so memory stays flat however
     many items there are. With `max_workers == 1` the work runs inline, in order.
-    If `work` raises (or the run is interrupted), `on_abort` is called to stop
-    in-flight requests; if the consumer just stops early (a dry run's record
-    limit), queued work is cancelled and running work is let finish. Either way
-    no worker outlives this generator.
+    With `ordered`, results are yielded in the order of `items` (a finished
+    result waits for the earlier ones, still within the same bound). If `work`
+    raises (or the run is interrupted), `on_abort` is called to stop in-flight
+    requests; if the consumer just stops early (a dry run's record limit),
+    queued work is cancelled and running work is let finish. Either way no
+    worker outlives this generator.
     """
     if max_workers <= 1:
         for item in items:
@@ -74,7 +79,8 @@ def fan_out(
     def submit(item: T) -> None:
         future = executor.submit(work, item)
         pending[future] = item
-        future.add_done_callback(finished.put)
+        if not ordered:  # in order, the oldest is awaited directly
+            future.add_done_callback(finished.put)
 
     try:
         for item in source:
@@ -82,12 +88,16 @@ def fan_out(
             if len(pending) >= 2 * max_workers:
                 break
         while pending:
-            future = finished.get()
+            # In order: the oldest submission (dicts keep insertion order).
+            future = next(iter(pending)) if ordered else finished.get()
             item = pending.pop(future)
-            yield item, future.result()
+            result = future.result()
+            # The next item starts before this result is consumed, so workers
+            # fetch while the consumer writes.
             for next_item in source:
                 submit(next_item)
                 break
+            yield item, result
     except GeneratorExit:
         raise
     except BaseException:
@@ -128,6 +138,20 @@ def cancel_on_error(
             with contextlib.suppress(Exception):
                 on_stop()
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class Piece(Generic[P, R]):
+    """One piece of a partition (`part`, e.g. a day window) and what it fetched.
+
+    `part` and `result` are None for a partition with nothing to read; `last`
+    marks the partition's last piece.
+    """
+
+    parent_id: str
+    part: P | None
+    result: R | None
+    last: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +278,81 @@ class Partitions(Generic[R]):
                     self.skip(parent_id, result.error)
                     continue
                 yield parent_id, result
+
+    def fetch_pieces(
+        self,
+        pieces: Callable[[str], Sequence[P]],
+        work: Callable[[str, P], R],
+    ) -> Generator[Piece[P, R], None, None]:
+        """Each partition's pieces (a customer's day windows) in order, one by one.
+
+        For a partition whose history is long: workers fetch single pieces, so
+        memory holds at most `2 * max_concurrency` pieces however long the
+        history, and a stop is seen between pieces, not only between
+        partitions. Pieces come in order (a partition's pieces one after
+        another, partitions in `parent_ids` order), so a bookmark can advance
+        piece by piece. A partition with no piece yields one `Piece` whose
+        `part` is None. The first skippable error of a partition skips it
+        (WARNING, counted) after the pieces before it; its later pieces are not
+        requested, or are dropped if already fetched.
+        """
+        failed: set[str] = set()  # partitions whose later pieces need no request
+
+        def tasks() -> Iterator[tuple[str, P | None, int, bool, threading.Event]]:
+            for parent_id in self.parent_ids:
+                parts: Sequence[P | None] = pieces(parent_id) or [None]
+                # A partition's later pieces wait for its first: a customer the
+                # endpoint refuses (400, 404) says so on its first request, and
+                # then costs one request, not one per piece in flight.
+                first_done = threading.Event()
+                for n, part in enumerate(parts, start=1):
+                    yield parent_id, part, n, n == len(parts), first_done
+
+        def guarded(
+            task: tuple[str, P | None, int, bool, threading.Event],
+        ) -> R | Skipped | None:
+            parent_id, part, n, _, first_done = task
+            if n > 1:
+                # The pool starts work in submission order, so the first piece
+                # is running or done: this wait ends.
+                first_done.wait()
+            try:
+                if part is None or parent_id in failed:
+                    return None
+                return work(parent_id, part)
+            except UnsafeIdError as exc:
+                failed.add(parent_id)
+                return Skipped(exc)
+            except MetronomeAPIError as exc:
+                if not self.skippable(exc):
+                    raise
+                failed.add(parent_id)
+                return Skipped(exc)
+            finally:
+                if n == 1:
+                    first_done.set()
+
+        client = self.tap.client
+        results = fan_out(
+            tasks(),
+            guarded,
+            max_workers=1 if self.stream.dry_run else self.tap.max_concurrency,
+            on_abort=client.cancel,
+            ordered=True,
+        )
+        skipped: str | None = None
+        with cancel_on_error(results, client, dry_run=self.stream.dry_run):
+            for (parent_id, part, _, last, _), result in results:
+                self.tap.stop.check()
+                if parent_id == skipped:
+                    continue
+                if isinstance(result, Skipped):
+                    skipped = parent_id
+                    self.skip(parent_id, result.error)
+                    continue
+                if part is not None and result is None:
+                    continue  # listed twice, and skipped the first time
+                yield Piece(parent_id, part, result, last=last)
 
     def skip(self, parent_id: str, error: SkipReason) -> None:
         """Log and count a partition skipped for `error`."""
