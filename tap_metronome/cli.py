@@ -26,7 +26,6 @@ from singer_sdk.exceptions import ConfigValidationError  # noqa: E402
 from tap_metronome import failures  # noqa: E402
 from tap_metronome.errors import EXIT_INPUT, SyncInterrupted, one_line  # noqa: E402
 from tap_metronome.logs import protect_logs  # noqa: E402
-from tap_metronome.output import OutputError  # noqa: E402
 from tap_metronome.tap import TapMetronome  # noqa: E402
 
 LOGGER = logging.getLogger(TapMetronome.name)
@@ -84,20 +83,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _report(exc: BaseException) -> int:
     failure = failures.describe(exc)
-    if isinstance(exc, OutputError) and stopping.received() is None:
-        _detach_stdout()
     if failure.detail is None:
         LOGGER.log(failure.level, "%s", failure.message)
     else:
         LOGGER.error("%s: %s", failure.message, failure.detail)
         LOGGER.debug("Traceback of the unexpected error", exc_info=exc)
     return failure.exit_code
-
-
-def _detach_stdout() -> None:
-    """Point stdout at /dev/null so that the interpreter's last flush is quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

@@ -6,7 +6,7 @@ line (`tap_metronome.cli`) turns it into one log line and an exit code:
 | exit | meaning |
 |---|---|
 | 1 | bad input: a setting, the state file, the config file |
-| 2 | the API or the network failed the run, or stdout was closed |
+| 2 | the API or the network failed the run, or stdout cannot take the output |
 | 3 | an unexpected internal error (a bug: please report it) |
 | 128+N | stopped by signal N (143 for SIGTERM, 130 for SIGINT) |
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
@@ -32,7 +33,7 @@ from tap_metronome.inputs import (
 from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
 from tap_metronome.metrics import HttpMetrics
-from tap_metronome.output import BufferedRecordWriter
+from tap_metronome.output import BufferedRecordWriter, write_stdout
 from tap_metronome.settings import (
     DEFAULT_API_URL,
     SETTING_NAMES,
@@ -397,6 +398,29 @@ class TapMetronome(Tap):
         if value:
             stopping.inputs_read()
         super().cb_discover(ctx, param, value)
+
+    def run_discovery(self) -> str:
+        """Write the catalog as the SDK would, through the one stdout path."""
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            catalog_text = super().run_discovery()
+        write_stdout(text.getvalue().encode(), "the catalog")
+        return catalog_text
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Write `--about` as the SDK would, through the one stdout path."""
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            super().print_about(output_format)
+        write_stdout(text.getvalue().encode(), "the --about output")
+
+    @classmethod
+    def cb_version(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Write `--version` as the SDK would, through the one stdout path."""
+        if value:
+            cls.print_version(
+                print_fn=lambda line: write_stdout(f"{line}\n".encode(), "the version")
+            )
+            ctx.exit()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Ask the sync to stop at its next safe point (see `stopping`).

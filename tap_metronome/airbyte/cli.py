@@ -6,6 +6,8 @@ is the tap's one line (token redacted) and whose `failure_type` says whose move
 it is (config_error: the settings, token, catalog or state; transient_error:
 retries ran out or the run was stopped; system_error: the API or the tap), then
 exits with the Singer command's code (1 input, 2 API, 3 internal, 128+N signal).
+A stdout that cannot take the output (`output.OutputError`) gets no TRACE: the
+log line says it, and the exit code is 2.
 `check` reports any problem as CONNECTION_STATUS FAILED and exits 0, which is
 how Airbyte expects a failed check.
 """
@@ -28,6 +30,7 @@ from tap_metronome.airbyte.writer import AirbyteWriter
 from tap_metronome.errors import SyncInterrupted, one_line
 from tap_metronome.inputs import read_json_object
 from tap_metronome.logs import SAFE_LINES, protect_logs
+from tap_metronome.output import OutputError, write_stdout
 from tap_metronome.tap import TapMetronome
 
 LOGGER = logging.getLogger("source-metronome")
@@ -139,8 +142,7 @@ def _tap(config_path: str) -> TapMetronome:
 
 
 def _write(message: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(messages.encode(message))
-    sys.stdout.flush()
+    write_stdout(messages.encode(message), AirbyteWriter.what)
 
 
 def _describe(exc: BaseException) -> tuple[str, FailureType, int, str | None]:
@@ -160,19 +162,23 @@ def _describe(exc: BaseException) -> tuple[str, FailureType, int, str | None]:
 
 
 def _fail(exc: BaseException, writer: AirbyteWriter | None) -> int:
-    """Close the streams, write the TRACE ERROR, log the line; the exit code."""
+    """Log the line, close the streams, write the TRACE ERROR; the exit code.
+
+    When stdout itself failed, the line on stderr is all that can be said.
+    """
     message, kind, code, internal = _describe(exc)
     LOGGER.error("%s", message)
+    if isinstance(exc, OutputError):
+        return code
     trace = messages.encode(messages.error_trace(message, kind, internal))
     try:
         if writer is None:
-            sys.stdout.buffer.write(trace)
-            sys.stdout.flush()
+            write_stdout(trace, AirbyteWriter.what)
         else:
             writer.finish(failed=True)
             writer.emit(trace)
-    except Exception:  # noqa: BLE001 - stdout is gone: the exit code still tells
-        LOGGER.error("stdout: cannot write Airbyte messages; the run stopped")
+    except OutputError as broken:  # stdout went too: the exit code still tells
+        LOGGER.error("%s", broken)
     return code
 
 

@@ -36,6 +36,8 @@ from tap_metronome.output import BufferedRecordWriter
 class AirbyteWriter(BufferedRecordWriter):
     """Writes the tap's output as Airbyte messages for the configured streams."""
 
+    what = "Airbyte messages"
+
     def __init__(
         self, streams: Iterable[str], state: Mapping[str, Mapping[str, Any]]
     ) -> None:
