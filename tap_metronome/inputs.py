@@ -8,6 +8,7 @@ the option and the file.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -159,3 +160,28 @@ def _no_constant(name: str) -> Any:
     """JSON has no NaN or Infinity; Python's parser accepts them unless told."""
     msg = f"{name} is not a JSON value"
     raise ValueError(msg)
+
+
+class ReadOnce(io.TextIOBase):
+    """A text handed to the SDK, which reads it once: then it is let go.
+
+    The SDK keeps the handle it was given until the run ends; a `StringIO` of a
+    large state would hold the whole text (four bytes a character) for as long.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text: str | None = text
+
+    def readable(self) -> bool:
+        """A source of text, as the SDK expects."""
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        """The text not read yet (at most `size` characters), then nothing."""
+        text = self._text or ""
+        if size is None or size < 0 or size >= len(text):
+            self._text = None
+            return text
+        self._text = text[size:]
+        return text[:size]

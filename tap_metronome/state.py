@@ -68,11 +68,11 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
             raise InputError(msg)
         if name in CUSTOMER_BOOKMARKS:
             key = CUSTOMER_BOOKMARKS[name]
-            bookmarks_read, future = CustomerBookmarks.from_state(
+            grouped, future = CustomerBookmarks.checked_state(
                 stream_state, latest=end_of_today(), stream=name, key=key
             )
             _warn_future(name, future, logger)
-            kept[name] = {key: bookmarks_read.to_state()}
+            kept[name] = {key: grouped}
         elif name in ACCOUNT_BOOKMARKS:
             kept[name] = _account_bookmark(name, stream_state, where, logger)
         elif name in streams.STREAM_NAMES:
@@ -232,3 +232,31 @@ def _warn_future(
             len(future) - NAMED_IN_LOG,
             stream,
         )
+
+
+def forget_unlisted(
+    state: Mapping[str, Any], listed: list[str], logger: logging.Logger
+) -> None:
+    """Drop the per-customer bookmarks of customers the listing no longer has.
+
+    Done once per stream, when the whole customers listing is first read: a
+    state can hold millions of customers long gone, which would otherwise be
+    copied into every STATE message of the run.
+    """
+    bookmarks = state.get("bookmarks")
+    if not isinstance(bookmarks, Mapping):
+        return
+    for name, key in CUSTOMER_BOOKMARKS.items():
+        stream_state = bookmarks.get(name)
+        if not isinstance(stream_state, dict) or not stream_state.get(key):
+            continue
+        kept, _ = CustomerBookmarks.from_state(
+            stream_state, latest=end_of_today(), stream=name, key=key, listed=listed
+        )
+        if kept.forgotten:
+            stream_state[key] = kept.to_state()
+            logger.info(
+                "%s: forgot the bookmarks of %d customers no longer listed",
+                name,
+                kept.forgotten,
+            )

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import click
 from singer_sdk import Tap
@@ -25,6 +25,7 @@ from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.flattening import FlatteningMapper, flattening_config
 from tap_metronome.inputs import (
+    ReadOnce,
     check_catalog,
     config_values,
     json_object_text,
@@ -40,7 +41,7 @@ from tap_metronome.settings import (
     Settings,
     parse_settings,
 )
-from tap_metronome.state import read_state
+from tap_metronome.state import forget_unlisted, read_state
 from tap_metronome.stopping import StopRequest
 from tap_metronome.streams.base import ParentStream
 from tap_metronome.streams.invoices import InvoiceReads
@@ -384,11 +385,11 @@ class TapMetronome(Tap):
     ) -> None:
         """Run the tap; `--state` and `--catalog` must be JSON objects."""
         if state is not None:
-            state = io.StringIO(json_object_text(state, "--state"))
+            state = cast("IO[str]", ReadOnce(json_object_text(state, "--state")))
         if catalog is not None:
             text = json_object_text(catalog, "--catalog")
             check_catalog(json.loads(text))
-            catalog = io.StringIO(text)
+            catalog = cast("IO[str]", ReadOnce(text))
         stopping.inputs_read()
         super().invoke(state=state, catalog=catalog, **kwargs)
 
@@ -491,7 +492,13 @@ class TapMetronome(Tap):
         configured = self.require_settings().customer_ids
         if parent == "customers" and configured:
             return list(configured)
-        return self.listings.ids(parent, requested_by=child)
+        ids = self.listings.ids(parent, requested_by=child)
+        if parent == "customers" and self.streams[child].ABORT_AT_RECORD_COUNT is None:
+            # The whole listing (not a dry run's one page): the bookmarks of
+            # customers gone are dropped now, not carried into every STATE
+            # message until their stream runs.
+            forget_unlisted(self.state, ids, self.logger)
+        return ids
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
         """One instance of every stream (the SDK syncs them in name order)."""

@@ -8,6 +8,7 @@ normally one request.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -70,10 +71,19 @@ def canonical_id(customer_id: str) -> str:
     are), any other id as is. The API may list a uuid in upper case; records keep the id as the API sent
     it, and bookmarks are found whatever the case (issue 23).
     """
+    if isinstance(customer_id, str) and _CANONICAL_UUID.fullmatch(customer_id):
+        return customer_id  # already canonical: the same object, not a copy
     try:
         return str(uuid.UUID(customer_id))
     except (ValueError, TypeError, AttributeError):
         return customer_id
+
+
+#: A uuid already in its canonical form (most ids): kept as the very same string,
+#: so millions of bookmarks are not held twice.
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 
 
 def end_of_today(now: datetime | None = None) -> date:
@@ -106,22 +116,16 @@ class CustomerBookmarks:
     def __init__(self, synced_until: Mapping[str, date] | None = None) -> None:
         self._until: dict[str, date] = dict(synced_until or {})
         self._days: dict[date, date] = {}
+        #: Bookmarks of customers no longer listed, left out when read.
+        self.forgotten = 0
 
-    @classmethod
-    def from_state(
-        cls,
-        stream_state: Mapping[str, Any],
-        *,
-        latest: date,
-        stream: str = "customer_costs",
-        key: str = SYNCED_UNTIL,
-    ) -> tuple[CustomerBookmarks, dict[str, date]]:
-        """Read bookmarks from the stream's state (absent or empty: none).
+    @staticmethod
+    def _groups(
+        stream_state: Mapping[str, Any], *, stream: str, key: str
+    ) -> Iterator[tuple[date, list[str]]]:
+        """Each (date, customer ids) of the stream's state, checked.
 
-        Returns the bookmarks and, apart, those later than `latest` (the end of
-        the current UTC day): no run can have written that far, so the state was
-        edited or corrupted, and those customers are re-read from `start_date`.
-        A state of the wrong shape is refused with one line naming the place.
+        A wrong shape is `InputError`, one line naming the place.
         """
         where = f"state: bookmarks.{stream}.{key}"
         grouped = stream_state.get(key)
@@ -130,8 +134,6 @@ class CustomerBookmarks:
         if not isinstance(grouped, Mapping):
             msg = f"{where} must be an object of date -> customer ids, not {type(grouped).__name__}"
             raise InputError(msg)
-        until: dict[str, date] = {}
-        future: dict[str, date] = {}
         for day, customer_ids in grouped.items():
             try:
                 if not isinstance(day, str) or len(day) != 10:
@@ -145,12 +147,70 @@ class CustomerBookmarks:
             ):
                 msg = f"{where}[{day!r}] must be a list of customer ids (strings)"
                 raise InputError(msg)
+            yield parsed, customer_ids
+
+    @classmethod
+    def from_state(
+        cls,
+        stream_state: Mapping[str, Any],
+        *,
+        latest: date,
+        stream: str = "customer_costs",
+        key: str = SYNCED_UNTIL,
+        listed: Iterable[str] | None = None,
+    ) -> tuple[CustomerBookmarks, dict[str, date]]:
+        """Read bookmarks from the stream's state (absent or empty: none).
+
+        Returns the bookmarks and, apart, those later than `latest` (the end of
+        the current UTC day): no run can have written that far, so the state was
+        edited or corrupted, and those customers are re-read from `start_date`.
+        A state of the wrong shape is refused with one line naming the place.
+        With `listed` (the customers now listed), bookmarks of other customers
+        are not read at all, only counted in `forgotten`: a state may hold
+        millions of customers long gone.
+        """
+        keep = None if listed is None else set(map(canonical_id, listed))
+        until: dict[str, date] = {}
+        future: dict[str, date] = {}
+        forgotten: set[str] = set()
+        for parsed, customer_ids in cls._groups(stream_state, stream=stream, key=key):
             target = future if parsed > latest else until
             for customer_id in map(canonical_id, customer_ids):
+                if keep is not None and customer_id not in keep:
+                    forgotten.add(customer_id)
+                    continue
                 target[customer_id] = max(parsed, target.get(customer_id, parsed))
         for customer_id in future:
             until.pop(customer_id, None)
-        return cls(until), future
+        bookmarks = cls(until)
+        bookmarks.forgotten = len(forgotten)
+        return bookmarks, future
+
+    @classmethod
+    def checked_state(
+        cls,
+        stream_state: Mapping[str, Any],
+        *,
+        latest: date,
+        stream: str,
+        key: str,
+    ) -> tuple[Any, dict[str, date]]:
+        """The state's bookmarks as they are to be kept, and those in the future.
+
+        A state without future bookmarks and with ids in their one form is kept
+        as it is, not rebuilt: building a second copy of millions of bookmarks
+        only to check them doubled the memory of a large state.
+        """
+        for parsed, customer_ids in cls._groups(stream_state, stream=stream, key=key):
+            if parsed > latest or any(
+                canonical_id(customer_id) is not customer_id
+                for customer_id in customer_ids
+            ):
+                bookmarks, future = cls.from_state(
+                    stream_state, latest=latest, stream=stream, key=key
+                )
+                return bookmarks.to_state(), future
+        return stream_state.get(key) or {}, {}
 
     def to_state(self) -> dict[str, list[str]]:
         """The grouped, sorted form written into STATE messages."""
@@ -181,10 +241,11 @@ class CustomerBookmarks:
     def keep_only(self, customer_ids: Iterable[str]) -> int:
         """Forget customers no longer listed; return how many were dropped."""
         keep = set(map(canonical_id, customer_ids))
-        dropped = [cid for cid in self._until if cid not in keep]
-        for customer_id in dropped:
-            del self._until[customer_id]
-        return len(dropped)
+        before = len(self._until)
+        # A new dict: one emptied by `del` keeps its size (millions of bookmarks of
+        # customers long gone would stay allocated for the whole run).
+        self._until = {cid: day for cid, day in self._until.items() if cid in keep}
+        return before - len(self._until)
 
     def __len__(self) -> int:
         return len(self._until)

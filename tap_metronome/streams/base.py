@@ -220,16 +220,18 @@ class MetronomeStream(Stream):
         # A dry run lists one page of customers: not a reason to forget the others.
         return self._tap.parent_ids("customers", self.name), not self.dry_run
 
-    def read_bookmarks(self) -> CustomerBookmarks:
-        """This stream's per-customer bookmarks.
+    def read_bookmarks(self, listed: Iterable[str] | None = None) -> CustomerBookmarks:
+        """This stream's per-customer bookmarks, of the `listed` customers if given.
 
-        Future ones were dropped when the state was read: no run can have written them.
+        Future ones were dropped when the state was read: no run can have written
+        them. Those of customers no longer listed are counted, not read.
         """
         bookmarks, _ = CustomerBookmarks.from_state(
             self.stream_state,
             latest=end_of_today(),
             stream=self.name,
             key=self.bookmark_key,
+            listed=listed,
         )
         return bookmarks
 

@@ -122,15 +122,9 @@ class CustomerCostsStream(MetronomeStream):
         settings = self._tap.require_settings()
         self._start = settings.costs_start()
         self._end = settings.costs_end(datetime.now(UTC))
-        bookmarks = self.read_bookmarks()
         customer_ids, complete_listing = self.customer_ids()
-        if complete_listing:
-            dropped = bookmarks.keep_only(customer_ids)
-            if dropped:
-                self.logger.info(
-                    "customer_costs: forgot the bookmarks of %d customers no longer listed",
-                    dropped,
-                )
+        # Of customers still listed (those gone were dropped with the listing).
+        bookmarks = self.read_bookmarks(customer_ids if complete_listing else None)
         settled = self.settled_customers(bookmarks) if complete_listing else set()
         customer_ids = [cid for cid in customer_ids if cid not in settled]
         # Bookmarks are read on this thread, before workers start; workers only

@@ -233,9 +233,8 @@ class InvoiceFamilyStream(MetronomeStream):
         today = datetime.now(UTC).date()
         start = settings.costs_start()
         customer_ids, complete_listing = self.customer_ids()
-        bookmarks = self.read_bookmarks()
-        if complete_listing:
-            bookmarks.keep_only(customer_ids)  # customers no longer listed
+        listed = customer_ids if complete_listing else None
+        bookmarks = self.read_bookmarks(listed)  # of customers still listed
         shared = self._tap.invoice_reads
         sibling = self._tap.streams[self.sibling]
         assert isinstance(sibling, InvoiceFamilyStream)  # noqa: S101 - the pair's own name
@@ -246,7 +245,7 @@ class InvoiceFamilyStream(MetronomeStream):
             and not self.dry_run
         )
         spill = shared.spill
-        sibling_bookmarks = sibling.read_bookmarks() if tee else None
+        sibling_bookmarks = sibling.read_bookmarks(listed) if tee else None
         # A bookmark is where the last run said to re-read from; a lookback raised
         # since then moves it back at once.
         lookback_start = today - timedelta(days=settings.invoices_lookback_days)
