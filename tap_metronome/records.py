@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tap_metronome import times
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.unexpected import COLUMN, pointer
 from tap_metronome.windows import day_stamps
@@ -73,24 +74,29 @@ def _checked_line_items(lines: Any, moved: dict[str, Any]) -> Any:
     return out
 
 
-def _instant(value: str) -> datetime | None:
+def _day(start: str, end: str, window: Window | None, where: str) -> tuple[str, str]:
+    """The item's day in the tap's one form; it must lie in the window asked for.
+
+    Bookmarks depend on the day, and a day is a key: two spellings of one
+    instant (`...T00:00:00Z`, `...T00:00:00.000Z`, `...t01:00:00+01:00`) are
+    one day, written as `windows.rfc3339` writes it. The API's own form is a
+    dict lookup (the costs stream's hottest check); any other is parsed
+    (`times`).
+    """
+    if window is not None and day_stamps(window).get(start) == end:
+        return start, end
     try:
-        parsed = datetime.fromisoformat(value)
+        first = times.parse_date_time(start)
+        last = times.parse_date_time(end)
     except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-
-
-def _check_day(start: str, end: str, window: Window, where: str) -> None:
-    """The item's day must lie in the window asked for: bookmarks depend on it."""
-    if day_stamps(window).get(start) == end:  # the API's own format: no parsing
-        return
-    first = _instant(start)
-    last = _instant(end)
-    if (
-        first is None
-        or last is None
-        or first.time() != datetime.min.time()
+        raise _refuse(
+            where,
+            "an item whose start_timestamp or end_timestamp is not an RFC 3339 "
+            "date-time",
+            f"{start} .. {end}",
+        ) from None
+    if window is not None and (
+        first.time() != datetime.min.time()
         or not window.start <= first.date() < window.end
         or not first < last <= datetime(*window.end.timetuple()[:3], tzinfo=UTC)
     ):
@@ -100,6 +106,7 @@ def _check_day(start: str, end: str, window: Window, where: str) -> None:
             "(exclusive)",
             f"{start} .. {end}",
         )
+    return times.instant_text(first), times.instant_text(last)
 
 
 def cost_rows(
@@ -108,7 +115,8 @@ def cost_rows(
     """One row per credit type of a daily costs item (the API keys them by id).
 
     `where` names the stream and endpoint for error messages; `window` is the
-    request's days, which the item must fall in.
+    request's days, which the item must fall in. The day is written in the tap's
+    one form (`2024-06-01T00:00:00Z`), whatever the API's spelling.
     """
     if not isinstance(item, dict):
         raise _refuse(where, "an item that is not an object", item)
@@ -118,8 +126,7 @@ def cost_rows(
         raise _refuse(
             where, "an item without start_timestamp and end_timestamp strings", item
         )
-    if window is not None:
-        _check_day(start, end, window, where)
+    start, end = _day(start, end, window, where)
     credit_types = item.get("credit_types")
     if not isinstance(credit_types, dict):
         raise _refuse(

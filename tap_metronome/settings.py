@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from urllib3.util import parse_url
 
 from tap_metronome.errors import one_line
+from tap_metronome.times import parse_instant
 
 DEFAULT_API_URL = "https://api.metronome.com"
 MAX_PAGE_SIZE = 100
@@ -49,10 +50,6 @@ NUMBERS: dict[str, tuple[bool, float, float, float]] = {
     "progress_interval_seconds": (False, 0.000001, 86_400, 30),
 }
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?"
-)
 #: A path ending like this is an API version the tap would add a second time.
 _API_VERSION = re.compile(r"/v\d+$", re.IGNORECASE)
 _TRUE = {"true", "1", "yes", "on"}
@@ -120,33 +117,6 @@ def ceil_day(instant: datetime) -> date:
     if instant == datetime(day.year, day.month, day.day, tzinfo=UTC):
         return day
     return day + timedelta(days=1)
-
-
-def parse_instant(value: str) -> datetime:
-    """A date (`YYYY-MM-DD`) or an RFC 3339 date-time as an aware UTC datetime.
-
-    Only these forms: `01/10/2026` means 1 October to some and 10 January to
-    others, so it is refused rather than guessed. A date-time without an offset
-    is UTC, as the settings' descriptions say.
-    """
-    if not isinstance(value, str):
-        msg = f"not a string: {type(value).__name__}"
-        raise TypeError(msg)
-    text = value.strip()
-    if _DATE.fullmatch(text):
-        day = date.fromisoformat(text)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if _DATE_TIME.fullmatch(text):
-        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        try:
-            return parsed.astimezone(UTC)
-        except OverflowError:  # an offset that moves it out of years 1..9999
-            msg = f"out of range: {value!r}"
-            raise ValueError(msg) from None
-    msg = f"not a date or date-time: {value!r}"
-    raise ValueError(msg)
 
 
 def _is_loopback(host: str) -> bool:

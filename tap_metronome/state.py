@@ -17,15 +17,10 @@ import msgspec
 
 from tap_metronome import streams
 from tap_metronome.errors import InputError, one_line
-from tap_metronome.settings import parse_instant
 from tap_metronome.streams.invoices import REREAD_FROM
 from tap_metronome.streams.usage import CUSTOMER_FILTER
-from tap_metronome.windows import (
-    SYNCED_UNTIL,
-    CustomerBookmarks,
-    end_of_today,
-    instant_text,
-)
+from tap_metronome.times import instant_text, parse_date, parse_instant
+from tap_metronome.windows import SYNCED_UNTIL, CustomerBookmarks, end_of_today
 
 #: Future bookmarks named one by one in the log before the rest are counted.
 NAMED_IN_LOG = 20
@@ -154,8 +149,11 @@ def _account_bookmark(
 ) -> dict[str, Any]:
     """The stream's one bookmark, checked: unreadable stops, future is dropped.
 
-    An instant is kept in the form the tap writes (UTC, `Z`), so that the SDK,
-    which reads it again, never meets `t`, `z` or spaces a person typed.
+    Both are read by `times` (the one reading of times, also used for the
+    records the bookmarks are made of), so a bookmark a run wrote is always
+    read back. An instant is kept in the form the tap writes (UTC, `Z`), so
+    that the SDK, which reads it again, never meets `t`, `z`, spaces or a leap
+    second.
     """
     key, kind = ACCOUNT_BOOKMARKS[name]
     value = stream_state.get(key)
@@ -165,7 +163,7 @@ def _account_bookmark(
         if not isinstance(value, str):
             raise TypeError
         if kind is date:
-            day = date.fromisoformat(value)
+            day = parse_date(value)
             # A date bookmark is an exclusive end: the end of today is the latest.
             future = day > end_of_today()
         else:

@@ -31,11 +31,11 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from tap_metronome import times
 from tap_metronome.errors import ResponseError, one_line
 
 #: The column that keeps the values the tap nulled (declared in every schema).
@@ -43,51 +43,47 @@ COLUMN = "_unexpected_values"
 KEEP = "keep"
 FAIL = "fail"
 
-_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
-)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 FORMATS = FormatChecker(formats=())
 
 
-def _parses(
-    value: object, form: re.Pattern[str], parse: Callable[[str], object]
-) -> bool:
-    """Whether a string has the form and `parse` takes it.
-
-    Other kinds pass: the type check speaks for them.
-    """
+def _parses(value: object, parse: Callable[[str], object]) -> bool:
+    """Whether `parse` takes a string; other kinds pass (the type check speaks)."""
     if not isinstance(value, str):
         return True
-    if not form.fullmatch(value):
-        return False
     try:
         parse(value)
-    except ValueError:  # 2026-02-30, a leap second
+    except ValueError:  # 2026-02-30, not-a-date
         return False
     return True
 
 
 @FORMATS.checks("date-time")
 def _is_date_time(value: object) -> bool:
-    """RFC 3339, and parseable by Python (as the SDK's targets parse it)."""
-    return _parses(
-        value,
-        _DATE_TIME,
-        lambda text: datetime.fromisoformat(text.upper().replace(" ", "T")),
-    )
+    """RFC 3339 (`times`), in a form targets read as it is.
+
+    A date-time `times` reads but a target would not (a lower-case `z`, a leap
+    second) does not match here; in a field the tap computes with,
+    `UnexpectedValues.check` writes it in the tap's form instead (`_respelled`).
+    """
+    return not isinstance(value, str) or times.written_as_is(value)
 
 
 @FORMATS.checks("date")
 def _is_date(value: object) -> bool:
-    return _parses(value, _DATE, date.fromisoformat)
+    return _parses(value, times.parse_date)
 
 
 @FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
-    return _parses(value, _UUID, uuid.UUID)
+    return _parses(value, _uuid)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    if not _UUID.fullmatch(text):
+        raise ValueError(text)
+    return uuid.UUID(text)
 
 
 def pointer(path: Iterable[str | int]) -> str:
@@ -151,6 +147,7 @@ class UnexpectedValues:
         #: Records written with a value moved to `_unexpected_values`, this run.
         self.rows = 0
         self._warned: set[str] = set()
+        self._respelled_fields: set[str] = set()
 
     def check(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row if it matches; else a copy with each mismatch nulled and kept.
@@ -163,6 +160,8 @@ class UnexpectedValues:
         else:
             moved = {}
         errors = self._errors(row)
+        if errors:
+            row, errors = self._respelled(row, errors)
         if not errors and not moved:
             return row
         targets = sorted(
@@ -182,6 +181,58 @@ class UnexpectedValues:
             raise self._refusal(tuple(remaining.absolute_path), remaining.message)
         self.note(row, moved)
         return row
+
+    def _respelled(
+        self, row: dict[str, Any], errors: list[Any]
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """The row with each strict date-time targets cannot read in the tap's form.
+
+        A lower-case `z` or a leap second is RFC 3339 (`times` reads it), but
+        Python's `fromisoformat`, which Singer SDK targets use, refuses it. In a
+        field the tap computes with (a key, a replication key, a strict field),
+        which cannot be nulled, the value is written as the same instant in the
+        tap's form (`times.instant_text`; a leap second as 23:59:59.999999), so
+        the record, its bookmark and the next run's state check agree. Anywhere
+        else it is a mismatch, nulled and kept as it came. Returns the other
+        errors.
+        """
+        changes: list[tuple[tuple[str | int, ...], str]] = []
+        others = []
+        for error in errors:
+            value = error.instance
+            path = error.absolute_path
+            if (
+                error.validator == "format"
+                and error.validator_value == "date-time"
+                and len(path) == 1
+                and path[0] in self.strict
+            ):
+                try:
+                    changes.append((tuple(error.absolute_path), times.canonical(value)))
+                    continue
+                except (TypeError, ValueError):
+                    pass
+            others.append(error)
+        if not changes:
+            return row, errors
+        out: dict[str, Any] = dict(row)
+        copied: set[int] = set()
+        for path, text in changes:
+            container = _container(out, path, copied)
+            name = field_name(path)
+            if name not in self._respelled_fields:
+                self._respelled_fields.add(name)
+                self.logger.info(
+                    "Stream %s: %s returned %s in %s, written as %s (the same "
+                    "instant, in a form every target reads; once per field and run)",
+                    self.stream,
+                    self.where,
+                    one_line(container[path[-1]], 60),
+                    name,
+                    text,
+                )
+            container[path[-1]] = text
+        return out, others
 
     def _errors(self, row: dict[str, Any]) -> list[Any]:
         """The row's mismatches, but a key's form (an id need not be a uuid).
@@ -287,16 +338,28 @@ def _nulled(
     kept for their line items and bookmarks).
     """
     out = dict(row)
-    copied: set[int] = {id(out)}
+    copied: set[int] = set()
     for target in targets:
-        container: Any = out
-        for part in target[:-1]:
-            child = container[part]
-            if id(child) not in copied:
-                child = list(child) if isinstance(child, list) else dict(child)
-                copied.add(id(child))
-                container[part] = child
-            container = child
+        container = _container(out, target, copied)
         moved[pointer(target)] = container[target[-1]]
         container[target[-1]] = None
     return out
+
+
+def _container(
+    out: dict[str, Any], path: tuple[str | int, ...], copied: set[int]
+) -> Any:
+    """The container of `path`'s last part in `out` (a copy), each copied once.
+
+    Copies only the containers on the way: the row may be shared.
+    """
+    copied.add(id(out))
+    container: Any = out
+    for part in path[:-1]:
+        child = container[part]
+        if id(child) not in copied:
+            child = list(child) if isinstance(child, list) else dict(child)
+            copied.add(id(child))
+            container[part] = child
+        container = child
+    return container

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tap_metronome.errors import InputError, one_line
+from tap_metronome.times import parse_date
 
 #: The state key holding costs bookmarks: {exclusive end date: [customer ids]}.
 SYNCED_UNTIL = "synced_until"
@@ -57,11 +58,6 @@ def day_stamps(window: Window) -> dict[str, str]:
 def rfc3339(day: date) -> str:
     """UTC midnight of `day` as the API writes timestamps."""
     return f"{day.isoformat()}T00:00:00Z"
-
-
-def instant_text(moment: datetime) -> str:
-    """An aware datetime as the API writes instants (UTC, `Z`)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def canonical_id(customer_id: str) -> str:
@@ -136,10 +132,8 @@ class CustomerBookmarks:
             raise InputError(msg)
         for day, customer_ids in grouped.items():
             try:
-                if not isinstance(day, str) or len(day) != 10:
-                    raise ValueError(day)
-                parsed = date.fromisoformat(day)
-            except ValueError:
+                parsed = parse_date(day)
+            except (TypeError, ValueError):
                 msg = f"{where} has key {one_line(day, 40)}, which is not a date (YYYY-MM-DD)"
                 raise InputError(msg) from None
             if not isinstance(customer_ids, list) or not all(

@@ -551,8 +551,8 @@ BAD_STRICT_DATES = [
         "end_timestamp",
     ),
     (
-        "usage-start-leap",
-        on("/v1/usage", first("start_timestamp", "2016-12-31T23:59:60Z")),
+        "usage-start-second-60",  # a leap second is only 23:59:60 UTC
+        on("/v1/usage", first("start_timestamp", "2016-12-31T23:58:60Z")),
         "POST /v1/usage",
         "start_timestamp",
     ),

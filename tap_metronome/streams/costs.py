@@ -19,6 +19,7 @@ from tap_metronome.paths import with_id
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.partitions import Partitions, cancel_on_error
+from tap_metronome.times import parse_date_time
 from tap_metronome.unexpected import COLUMN
 from tap_metronome.windows import (
     SYNCED_UNTIL,
@@ -88,12 +89,10 @@ class CustomerCostsStream(MetronomeStream):
             if bookmark is None:
                 continue
             try:
-                moment = datetime.fromisoformat(archived_at)
-            except ValueError:
+                moment = parse_date_time(archived_at)
+            except (TypeError, ValueError):
                 continue  # not a date-time: read as usual
-            if moment.tzinfo is not None and (
-                moment.astimezone(UTC).date() < bookmark - lookback
-            ):
+            if moment.date() < bookmark - lookback:
                 settled.add(customer_id)
         return settled
 

@@ -38,6 +38,7 @@ from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
 from tap_metronome.streams.partitions import Partitions, SkipReason, cancel_on_error
+from tap_metronome.times import parse_date_time
 from tap_metronome.windows import rfc3339
 
 if TYPE_CHECKING:
@@ -100,18 +101,13 @@ def _period_start(invoice: dict[str, Any], where: str) -> datetime:
     """The invoice's billing-period start: the replication key and the API's filter."""
     value = invoice.get("start_timestamp")
     try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        start = datetime.fromisoformat(value)
-        if start.tzinfo is None:
-            raise ValueError(value)
-    except ValueError:
+        return parse_date_time(value)
+    except (TypeError, ValueError):
         msg = (
             f"{where} returned invoice {one_line(invoice.get('id'), 40)} without a "
             f"start_timestamp date-time (got {one_line(value, 40)})"
         )
         raise ResponseError(msg) from None
-    return start.astimezone(UTC)
 
 
 @dataclass

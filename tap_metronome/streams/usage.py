@@ -32,9 +32,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.seen import digest
-from tap_metronome.settings import parse_instant
 from tap_metronome.streams.base import MetronomeStream
-from tap_metronome.windows import SYNCED_UNTIL, instant_text, rfc3339, start_for
+from tap_metronome.times import (
+    canonical,
+    instant_text,
+    parse_date,
+    parse_date_time,
+    sortable,
+)
+from tap_metronome.windows import SYNCED_UNTIL, rfc3339, start_for
 
 #: The usage state key naming the customers its bookmark was read for.
 CUSTOMER_FILTER = "customer_filter"
@@ -62,7 +68,7 @@ class UsageStream(MetronomeStream):
     def bookmark(self) -> date | None:
         """The end of the last complete query (checked when the state was read)."""
         value = self.stream_state.get(SYNCED_UNTIL)
-        return date.fromisoformat(value) if isinstance(value, str) else None
+        return parse_date(value) if isinstance(value, str) else None
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """One query over every customer; repeats are looked for within a series."""
@@ -98,6 +104,7 @@ class UsageStream(MetronomeStream):
         pages_before = self.pages_read
         series = _SeriesRepeats(self)
         for item in self.list_items(self.path, body=body):
+            item = one_form(item)
             if series.is_repeat(item):
                 continue
             rows += 1
@@ -122,6 +129,24 @@ class UsageStream(MetronomeStream):
             self.repeats_skipped,
             self.unexpected.summary(),
         )
+
+
+def one_form(item: dict[str, Any]) -> dict[str, Any]:
+    """The item with its `start_timestamp`, a key, in the tap's one form.
+
+    Two spellings of one window (`...T00:00:00Z`, `...T00:00:00.000Z`,
+    `...T01:00:00+01:00`) are one key: found as a repeat, written once, and
+    upserted as one row by a target that compares keys as text. A value that
+    is not a date-time is left for the schema check to name.
+    """
+    start = item.get("start_timestamp")
+    if not isinstance(start, str):
+        return item
+    try:
+        text = canonical(start)
+    except ValueError:
+        return item
+    return item if text == start else {**item, "start_timestamp": text}
 
 
 #: The customer filter of a usage bookmark read for every customer.
@@ -167,6 +192,7 @@ class _SeriesRepeats:
         start = item.get("start_timestamp")
         if not isinstance(start, str):
             return False  # the schema check names it
+        start = sortable(start)  # in the tap's form (`one_form`): time order
         if self._floor is not None and start <= self._floor:
             self._skipped += 1
             self._stream.repeats_skipped += 1
@@ -250,6 +276,6 @@ class AuditLogsStream(MetronomeStream):
 def _second(value: Any) -> datetime | None:
     """An entry's timestamp to the second; None if unreadable (the schema names it)."""
     try:
-        return parse_instant(value).replace(microsecond=0)
+        return parse_date_time(value).replace(microsecond=0)
     except (TypeError, ValueError):
         return None
