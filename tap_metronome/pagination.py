@@ -1,9 +1,47 @@
-"""Cursor pagination shared by every Metronome list endpoint.
+"""Cursor pagination shared by every Metronome list endpoint, and its one progress rule.
 
 Metronome lists answer `{"data": [...], "next_page": cursor | null}`. A page may
 be empty and still carry a cursor, so emptiness never ends a listing: only a null
-cursor does. A cursor seen before means the listing would loop forever, which is
-an error rather than a silent truncation.
+cursor does (or, with `until_empty`, an empty page).
+
+Every listing of the tap is paged here (`MetronomeStream.list_items`: account-wide
+streams, per-customer and per-plan fan-outs, each costs window, and the customers
+and plans listings of `listings.Listings`), so the rule that ends a listing which
+can no longer bring anything new lives here, once. A page is *new* unless it is
+empty or its items are exactly those of a page already read in this listing. An
+API that ignores the cursor and answers a fresh one every time (as it would a
+cursor sent under the wrong name) re-sends its first page forever: about 20,000
+requests in 45 s, and costs kept every copy in memory. The listing stops with a
+`PaginationError` (one line naming the stream and the request; exit 2) when
+
+- a cursor comes back (a cycle of cursors, of any length);
+- 5 pages in a row repeat pages already read (empty pages between them do not
+  break the row): a legitimate API does not serve a page twice, but one page
+  served again (an insert shifting an offset at page size 1) must not stop a run;
+- 200 pages in a row bring nothing new: the API returns an empty page with a
+  cursor now and then, never hundreds in a row; an empty listing re-sent under
+  fresh cursors costs those 200 requests (25 s at the default pace).
+
+A repeated page is not passed on (an empty page stands in for it, so pages still
+count requests): every stream would skip its items as repeats anyway, with a
+WARNING per item and page, and audit_logs would take them for entries out of
+order. If the listing then ends, one WARNING counts the pages skipped. A page
+that brings even one item not read before is progress and is passed on whole:
+streams skip its repeats as they always did (`post_process`, `seen.py`), so an
+item listed twice by a legitimate API is handled as before. An API inventing new
+items forever cannot be told, at this depth, from a long listing; each of its
+pages writes new records. Where the request bounds the answer (a costs window of
+D days holds at most D items) a cap could stop that too; it is not here, since
+only `streams/costs.py` knows its windows, and the rule above already ends costs'
+endless listing after 6 requests a window.
+
+Pages, not items, are remembered: 8 bytes per page read (`seen.SeenKeys`), where
+items would cost 8 bytes per item of one listing (usage is one listing of
+millions of rows, kept flat on purpose), and a page catches what goes wrong here
+(its own first page again, or a cycle of old pages under fresh cursors). A page
+is known by a 64-bit hash of its items as encoded: about 60 µs for a 100-day
+costs page, a third of decoding it. When a listing stops, what was written stays
+written and bookmarks cover only that (costs saves them on the way out).
 """
 
 from __future__ import annotations
@@ -12,13 +50,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.seen import SeenKeys
 
 if TYPE_CHECKING:
     from tap_metronome.client import MetronomeClient
     from tap_metronome.stopping import StopRequest
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 class PaginationError(ResponseError):
@@ -56,39 +98,78 @@ class CursorPage:
 
 
 class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
-    """Follows `next_page` cursors until a null one, refusing any repeated cursor.
+    """Follows `next_page` cursors until a null one; refuses a listing without progress.
 
     Only the cursor ends a listing: `iter_pages` asks for the next page whether or
-    not the last one had data.
+    not the last one had data. `admit` applies the progress rule (module
+    docstring) to each page before it is passed on; `get_next` refuses a cursor
+    already followed.
     """
 
-    #: Empty pages in a row after which a listing is taken to be endless: the API
-    #: returns an empty page with a cursor now and then, never hundreds in a row.
-    MAX_EMPTY_PAGES = 200
+    #: Pages in a row without a new page (empty or repeated) after which a listing
+    #: is taken to be endless: the API returns an empty page with a cursor now
+    #: and then, never hundreds in a row.
+    MAX_IDLE_PAGES = 200
+    #: Of those, repeated (non-empty) pages after which it is taken to be endless.
+    MAX_REPEATED_PAGES = 5
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, request: str) -> None:
         super().__init__(None)
         self.stream = stream
+        self.request = request
         self._seen: set[str] = set()
-        self._empty_in_a_row = 0
+        self._pages = SeenKeys()
+        self._idle = 0
+        self._repeated = 0
+        #: Pages of this listing skipped because they repeated one already read.
+        self.repeated_pages = 0
+
+    def admit(self, page: CursorPage) -> bool:
+        """Whether `page` brings an item not read before (then remember it).
+
+        Raises `PaginationError` on a page with a cursor that ends a row of
+        `MAX_REPEATED_PAGES` repeated pages or `MAX_IDLE_PAGES` pages with
+        nothing new; a repeated last page ends the listing anyway.
+        """
+        if page.records and self._pages.add(hash(_ENCODER.encode(page.records))):
+            self._idle = self._repeated = 0
+            return True
+        self._idle += 1
+        if page.records:
+            self._repeated += 1
+            self.repeated_pages += 1
+        if page.next_page is None:
+            return False
+        where = f"Stream {self.stream}: {self.request} returned"
+        if self._repeated >= self.MAX_REPEATED_PAGES:
+            msg = (
+                f"{where} {self._repeated} pages in a row that repeat a page of this "
+                "listing already read, each with a new cursor (is the cursor "
+                "ignored?); stopping instead of paging forever"
+            )
+            raise PaginationError(msg)
+        if self._idle >= self.MAX_IDLE_PAGES:
+            what = (
+                "empty pages"
+                if not self._repeated
+                else "pages without a new item (empty, or repeating a page already read)"
+            )
+            msg = (
+                f"{where} {self._idle} {what} in a row, each with a new cursor; "
+                "stopping instead of paging forever"
+            )
+            raise PaginationError(msg)
+        return False
 
     def get_next(self, response: CursorPage) -> str | None:  # type: ignore[override]
         """Return the next cursor, refusing any cursor already followed."""
         cursor = response.next_page
-        self._empty_in_a_row = 0 if response.records else self._empty_in_a_row + 1
-        if cursor is not None and self._empty_in_a_row >= self.MAX_EMPTY_PAGES:
-            msg = (
-                f"Stream {self.stream}: the API returned {self._empty_in_a_row} empty "
-                "pages in a row, each with a new cursor; stopping instead of paging "
-                "forever"
-            )
-            raise PaginationError(msg)
         if cursor is not None:
             if cursor in self._seen:
                 msg = (
-                    f"Stream {self.stream}: the API returned cursor '{one_line(cursor, 40)}' "
-                    f"a second time after {self.count} pages; stopping instead of "
-                    "looping forever"
+                    f"Stream {self.stream}: {self.request} returned cursor "
+                    f"'{one_line(cursor, 40)}' a second time after {self.count} pages; "
+                    "stopping instead of looping forever"
                 )
                 raise PaginationError(msg)
             self._seen.add(cursor)
@@ -122,8 +203,12 @@ def iter_pages(
     parameters go with the first request only (audit logs refuse `starting_on`
     beside a cursor). With `until_empty`, an empty page ends the listing (audit
     logs return a cursor on every page, the last, empty one included).
+
+    A page that repeats one already read is yielded empty, and a listing that can
+    no longer bring anything new stops (`MetronomeCursorPaginator.admit`).
     """
-    paginator = MetronomeCursorPaginator(stream)
+    request = f"{method} {path}"
+    paginator = MetronomeCursorPaginator(stream, request)
     while not paginator.finished:
         if stop is not None:
             stop.check()
@@ -147,9 +232,20 @@ def iter_pages(
             endpoint=endpoint or path,
         )
         page = CursorPage.from_body(
-            answer, stream=stream, request=f"{method} {path}", cursor=cursor
+            answer, stream=stream, request=request, cursor=cursor
         )
-        yield page
+        if paginator.admit(page):
+            yield page
+        else:
+            yield CursorPage(records=[], next_page=page.next_page)
         if until_empty and not page.records:
-            return
+            break
         paginator.advance(page)  # type: ignore[arg-type]
+    if paginator.repeated_pages:
+        client.logger.warning(
+            "Stream %s: %s returned %d pages that repeat a page of this listing "
+            "already read (the same items); they were skipped",
+            stream,
+            request,
+            paginator.repeated_pages,
+        )

@@ -1138,8 +1138,14 @@ class FakeMetronomeApp:
         latency: float = 0.0,
         rate_limit: float | None = None,
         tamper: Callable[[str, dict[str, Any]], Any] | None = None,
+        ignores_cursor: Callable[[str], bool] | None = None,
     ) -> None:
         self.data = data
+        #: Hostile tests: on the paths it accepts, a listing ignores the cursor it
+        #: is sent (answers its first page again) and answers a fresh cursor every
+        #: time, the last page included: a listing that never ends.
+        self.ignores_cursor = ignores_cursor
+        self._fresh_cursors = 0
         #: Hostile tests: rewrites each list page `(path, body) -> body` before it
         #: is sent, to serve what the spec rules out (odd items, bad cursors).
         self.tamper = tamper
@@ -1622,7 +1628,7 @@ class FakeMetronomeApp:
         and `starting_on`/`ending_before` refused together with `next_page`."""
         args = request.args
         limit = _limit(request)
-        cursor = args.get("next_page")
+        cursor = None if self._ignoring(request) else args.get("next_page")
         if cursor is not None and ("starting_on" in args or "ending_before" in args):
             raise _ApiError(
                 400, "starting_on and ending_before cannot be used with next_page"
@@ -1701,7 +1707,7 @@ class FakeMetronomeApp:
         else:
             limit, cursor = paging
         offset, empty_served = 0, False
-        if cursor is not None:
+        if cursor is not None and not self._ignoring(request):
             offset, empty_served = _decode_cursor(cursor, listing)
         position = offset // max(limit, 1)
         if (
@@ -1713,6 +1719,7 @@ class FakeMetronomeApp:
             return self._list_response(
                 request,
                 {"data": [], cursor_key: _encode_cursor(listing, offset, empty=True)},
+                cursor_key,
             )
         chunk = items[offset : offset + limit]
         end = offset + len(chunk)
@@ -1724,13 +1731,24 @@ class FakeMetronomeApp:
             return self._list_response(
                 request,
                 {"data": chunk, cursor_key: _encode_cursor(listing, end, empty=False)},
+                cursor_key,
             )
         last: dict[str, Any] = {"data": chunk}
         if last_page_has_cursor:
             last[cursor_key] = None
-        return self._list_response(request, last)
+        return self._list_response(request, last, cursor_key)
 
-    def _list_response(self, request: Request, body: dict[str, Any]) -> Response:
+    def _ignoring(self, request: Request) -> bool:
+        """Whether this listing ignores the cursor (`ignores_cursor`)."""
+        return self.ignores_cursor is not None and self.ignores_cursor(request.path)
+
+    def _list_response(
+        self, request: Request, body: dict[str, Any], cursor_key: str = "next_page"
+    ) -> Response:
+        if self._ignoring(request):
+            with self.lock:
+                self._fresh_cursors += 1
+                body[cursor_key] = f"fresh-{self._fresh_cursors}"
         if self.tamper is not None:
             return _json_response(self.tamper(request.path, body))
         return _json_response(body)

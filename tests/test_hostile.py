@@ -10,7 +10,9 @@ emitted for it, no primary key twice.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from tap_metronome.errors import one_line
 from tap_metronome.streams import STREAM_TYPES
 from tap_metronome.unexpected import FORMATS
 from tests import tap_process
-from tests.conftest import clean_env, start_tap
+from tests.conftest import catalog_selecting, clean_env, start_tap
 from tests.fake_metronome import (
     FakeData,
     FakeMetronomeApp,
@@ -939,6 +941,78 @@ def test_endless_empty_pages_end_in_one_line(tmp_path):
     # audit_logs (first by name) ends on its first empty page, as it must; the
     # next stream gives up after 200.
     assert len(hostile.heads) == 1 + 200
+
+
+@pytest.fixture(scope="module")
+def discovered(tmp_path_factory) -> dict[str, Any]:
+    """The tap's catalog, no stream selected (discovery sends no request)."""
+    config = config_for("http://127.0.0.1:9")
+    return catalog_selecting(config, tmp_path_factory.mktemp("discover"), set())
+
+
+def only(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
+    """`catalog` with only `stream` selected."""
+    chosen = copy.deepcopy(catalog)
+    for entry in chosen["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == stream
+    return chosen
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A stream's path template as a pattern of the paths it is requested at."""
+    return re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)))
+
+
+@pytest.mark.parametrize("stream_type", STREAM_TYPES, ids=lambda t: t.name)
+def test_a_listing_that_ignores_the_cursor_stops_with_one_line(
+    tmp_path, discovered, stream_type
+):
+    """The API answers the first page again, under a fresh cursor, forever.
+
+    Before the progress rule: customers, costs, invoices, plans, usage, ... paged
+    until killed (700..4,200 requests in 10 s); customer_plans, contracts and
+    invoice_line_items stopped after 1,177..1,832 requests on customers whose
+    listing was empty; audit_logs stopped on its sort check.
+    """
+    name = stream_type.name
+    endpoint = template_pattern(stream_type.path)
+    app = FakeMetronomeApp(
+        small_data(), token=SECRET, ignores_cursor=lambda p: bool(endpoint.fullmatch(p))
+    )
+    (tmp_path / "catalog.json").write_text(json.dumps(only(discovered, name)))
+    with FakeMetronomeServer(app) as server:
+        run = run_cli(
+            tmp_path,
+            config=config_for(server.url),
+            args=("--catalog", str(tmp_path / "catalog.json")),
+            timeout=30,
+        )
+    requests = app.count(lambda p: bool(endpoint.fullmatch(p)))
+    print(f"{name}: {requests} requests, exit {run.returncode}")
+    messages = check(run, 2, "stopping instead of paging forever")
+    lines = run.stderr.splitlines()
+    stops = [line for line in lines if "pages in a row" in line]
+    assert len(stops) == 1, stops
+    assert [line for line in lines if "| ERROR" in line] == stops
+    stop = stops[-1].split(" | ", 3)[-1]
+    assert stop.startswith(f"Stream {name}: {stream_type.method} "), stop
+    assert endpoint.fullmatch(stop.split()[3]), stop
+    # One listing reads a first page and the repeats that stop it; a fan-out
+    # stops at its first such listing, with each of its 8 workers (the default
+    # max_concurrency) about as far along: twice that, for a loaded machine.
+    per_listing = 1 + 5  # MetronomeCursorPaginator.MAX_REPEATED_PAGES
+    if getattr(stream_type, "parent", None) or "{" in stream_type.path:
+        assert requests <= 2 * 8 * (per_listing + 1), requests
+    else:
+        assert requests == per_listing, requests
+    # No listing of the stream ended: no bookmark may claim one did.
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    bookmark = states[-1]["bookmarks"].get(name, {}) if states else {}
+    assert not bookmark.get("synced_until"), bookmark
+    assert not bookmark.get("reread_from"), bookmark
+    assert "replication_key_value" not in bookmark, bookmark
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,23 @@
-"""The one cursor paginator: empty pages, exact page multiples, loops, bad bodies."""
+"""The one cursor paginator: empty pages, exact page multiples, loops, bad bodies,
+and the progress rule (pages that can no longer be new)."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import responses
 from responses import matchers
 
 from tap_metronome.client import MetronomeClient, RetryPolicy
-from tap_metronome.pagination import PaginationError, iter_pages
+from tap_metronome.pagination import (
+    CursorPage,
+    MetronomeCursorPaginator,
+    PaginationError,
+    iter_pages,
+)
 from tests.conftest import run_tap, tap_config
 from tests.fake_metronome import FakeData
 
@@ -120,3 +130,182 @@ def test_fake_api_sizes_end_to_end(fake_api, tmp_path, customers, page_size):
     )
     assert run.returncode == 0, run.stderr
     assert run.records("customers") == server.app.data.customers
+
+
+# -- progress: a listing that can no longer bring anything new stops ----------------
+
+#: Repeated pages in a row, and pages in a row without a new item, that stop a
+#: listing (docs/errors.md gives both).
+REPEATS = 5
+IDLE = 200
+
+
+def test_the_limits_are_the_documented_ones():
+    assert MetronomeCursorPaginator.MAX_REPEATED_PAGES == REPEATS
+    assert MetronomeCursorPaginator.MAX_IDLE_PAGES == IDLE
+
+
+def _ignoring_the_cursor(page: Callable[[int], list[dict]], last: int = 10**6) -> None:
+    """An API that ignores the cursor it is sent: the n-th request (from 0) is
+    answered `page(n)` with a cursor never sent before, until request `last`."""
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        n = len(responses.calls)
+        if n > 1000:  # without the progress rule: fail, not page on for minutes
+            return 418, {}, json.dumps({"message": "endless"})
+        cursor = None if n >= last else f"fresh-{n}"
+        return 200, {}, json.dumps({"data": page(n), "next_page": cursor})
+
+    responses.add_callback(responses.GET, f"{API}/v1/plans", callback=callback)
+
+
+def _pages(**options: Any) -> list[list[dict]]:
+    pages = iter_pages(_client(), "/v1/plans", stream="plans", page_size=100, **options)
+    return [page.records for page in pages]
+
+
+@responses.activate
+def test_the_same_page_under_fresh_cursors_stops_naming_stream_and_request():
+    _ignoring_the_cursor(lambda n: _items(3))
+    with pytest.raises(
+        PaginationError,
+        match=rf"^Stream plans: GET /v1/plans returned {REPEATS} pages in a row that "
+        r"repeat a page .* stopping instead of paging forever$",
+    ):
+        _pages()
+    assert len(responses.calls) == 1 + REPEATS
+
+
+@responses.activate
+def test_the_same_page_stops_an_until_empty_listing_too():
+    _ignoring_the_cursor(lambda n: _items(3))
+    with pytest.raises(PaginationError, match="repeat a page"):
+        _pages(until_empty=True)
+    assert len(responses.calls) == 1 + REPEATS
+
+
+@responses.activate
+def test_pages_alternating_between_two_old_pages_stop():
+    _ignoring_the_cursor(lambda n: _items(3, 100 * (n % 2)))
+    with pytest.raises(PaginationError, match="repeat a page"):
+        _pages()
+    assert len(responses.calls) == 2 + REPEATS
+
+
+@responses.activate
+def test_empty_pages_between_repeated_pages_do_not_reset_the_count():
+    _ignoring_the_cursor(lambda n: [] if n % 2 else _items(3))
+    with pytest.raises(PaginationError, match="repeat a page"):
+        _pages()
+    assert len(responses.calls) == 1 + 2 * REPEATS
+
+
+@responses.activate
+def test_endless_empty_pages_stop_after_the_idle_limit():
+    _ignoring_the_cursor(lambda n: [])
+    with pytest.raises(
+        PaginationError,
+        match=rf"Stream plans: GET /v1/plans returned {IDLE} empty pages in a row",
+    ):
+        _pages()
+    assert len(responses.calls) == IDLE
+
+
+@responses.activate
+def test_empty_and_repeated_pages_share_the_idle_limit():
+    # A few repeats (fewer than REPEATS) spread over a long row of empty pages.
+    spread = IDLE // (REPEATS - 1)
+    _ignoring_the_cursor(lambda n: _items(3) if n % spread == 0 else [])
+    with pytest.raises(
+        PaginationError, match=rf"returned {IDLE} pages without a new item"
+    ):
+        _pages()
+    assert len(responses.calls) == 1 + IDLE
+
+
+@responses.activate
+def test_a_page_with_one_new_item_among_repeats_is_progress():
+    """Each page repeats the last one's items and adds one: never stopped. A
+    legitimate API does not do this, but at this depth it cannot be told from a
+    long listing with repeats, and each page brings a new record."""
+    _ignoring_the_cursor(lambda n: _items(min(n + 1, 100), max(0, n - 99)), last=300)
+    pages = _pages()
+    assert len(pages) == 301
+    assert pages[-1] == _items(100, 201)  # passed on whole, repeats included
+
+
+@responses.activate
+def test_an_item_listed_twice_across_pages_is_passed_on_as_before(caplog):
+    _serve(
+        [
+            (None, _items(3), "c1"),
+            ("c1", _items(3, 2), "c2"),  # item 2 again, and new ones
+            ("c2", _items(1, 2), None),  # only item 2: a page not read before
+        ]
+    )
+    assert _pages() == [_items(3), _items(3, 2), _items(1, 2)]
+    assert "repeat" not in caplog.text
+
+
+@responses.activate
+def test_a_page_served_again_is_skipped_once_and_the_listing_goes_on(caplog):
+    _serve(
+        [
+            (None, _items(2), "c1"),
+            ("c1", _items(2, 2), "c2"),
+            ("c2", _items(2, 2), "c3"),  # the last page again (an offset shifted)
+            ("c3", _items(2, 4), "c4"),
+            ("c4", _items(2, 4), None),  # and a last page that repeats
+        ]
+    )
+    assert _pages() == [_items(2), _items(2, 2), [], _items(2, 4), []]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [
+        "Stream plans: GET /v1/plans returned 2 pages that repeat a page of this "
+        "listing already read (the same items); they were skipped"
+    ]
+
+
+@responses.activate
+def test_fewer_repeats_than_the_limit_do_not_stop_the_listing():
+    _ignoring_the_cursor(lambda n: _items(3), last=REPEATS - 1)
+    assert _pages() == [_items(3)] + [[]] * (REPEATS - 1)
+
+
+@responses.activate
+def test_a_cursor_in_the_body_is_held_to_the_same_rule():
+    calls: list[Any] = []
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        calls.append(json.loads(request.body))
+        if len(calls) > 1000:  # without the progress rule: fail, not page on
+            return 418, {}, json.dumps({"message": "endless"})
+        return 200, {}, json.dumps({"data": _items(2), "cursor": f"x{len(calls)}"})
+
+    responses.add_callback(
+        responses.POST, f"{API}/v2/contracts/list", callback=callback
+    )
+    pages = iter_pages(
+        _client(),
+        "/v2/contracts/list",
+        stream="contracts",
+        page_size=20,
+        method="POST",
+        body={"customer_id": "c"},
+        cursor_in="body",
+        cursor="cursor",
+    )
+    with pytest.raises(
+        PaginationError, match="Stream contracts: POST /v2/contracts/list returned"
+    ):
+        list(pages)
+    assert len(calls) == 1 + REPEATS
+    assert calls[-1]["cursor"] == f"x{REPEATS}"
+
+
+def test_pages_not_items_are_remembered():
+    """Memory: one 8-byte digest per page read, whatever the page's size."""
+    paginator = MetronomeCursorPaginator("usage", "POST /v1/usage")
+    for n in range(50):
+        assert paginator.admit(CursorPage(_items(100, 100 * n), f"c{n}"))
+    assert len(paginator._pages) == 50
