@@ -1,6 +1,7 @@
 """Rewrite the settings table of docs/settings.md from `tap-metronome --about --format=markdown`.
 
-`tests/test_docs.py` fails when the two differ; run this after changing a setting.
+`tests/test_docs.py` fails when the two differ; `write_settings.py` runs this after a setting
+changes.
 """
 
 from __future__ import annotations

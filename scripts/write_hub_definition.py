@@ -1,8 +1,9 @@
 """Write the Meltano Hub plugin definition from meltano.yml's extractor block.
 
 The Hub file (`hub/extractors/tap-metronome.yml`) is what a pull request to
-Meltano Hub would add; `tests/test_plugin_definitions.py` keeps it, meltano.yml
-and the tap's own settings equal.
+Meltano Hub would add; `write_settings.py` runs this after a setting changes,
+and `tests/test_plugin_definitions.py` keeps it, meltano.yml and the tap's own
+settings equal.
 """
 
 from __future__ import annotations

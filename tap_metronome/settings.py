@@ -25,30 +25,21 @@ from urllib.parse import urlsplit
 from urllib3.util import parse_url
 
 from tap_metronome.errors import one_line
+from tap_metronome.setting_table import (
+    DEFAULT_API_URL,
+    DEFAULTS,
+    EARLIEST_START,
+    SETTING,
+    SETTINGS,
+)
 from tap_metronome.times import parse_instant
 
-DEFAULT_API_URL = "https://api.metronome.com"
-MAX_PAGE_SIZE = 100
-#: More threads than this only queue behind the pacer.
-MAX_CONCURRENCY = 64
-#: Earlier start dates are typos (1970-01-01 is a common "everything").
-EARLIEST_START = date(1970, 1, 1)
-MAX_TOKEN_LENGTH = 8192
-
-#: Number settings: (integer?, lowest, highest, default), bounds inclusive.
-NUMBERS: dict[str, tuple[bool, float, float, float]] = {
-    "page_size": (True, 1, MAX_PAGE_SIZE, 100),
-    "request_timeout": (False, 0.1, 86_400, 60),
-    "max_retries": (True, 0, 1000, 5),
-    "max_retry_seconds": (False, 0.01, 604_800, 600),
-    "retry_backoff_seconds": (False, 0.001, 3600, 1),
-    "max_requests_per_second": (False, 0.01, 10_000, 8),
-    "max_concurrency": (True, 1, MAX_CONCURRENCY, 8),
-    "lookback_days": (True, 1, 36_500, 35),
-    "invoices_lookback_days": (True, 0, 36_500, 35),
-    "usage_lookback_days": (True, 1, 36_500, 35),
-    "progress_interval_seconds": (False, 0.000001, 86_400, 30),
-}
+#: The settings this module owns (the SDK's own, such as stream_maps, are not here).
+SETTING_NAMES = frozenset(item.name for item in SETTINGS if not item.read_by_sdk)
+#: The integer and number settings, parsed alike (`_number`).
+NUMBER_SETTINGS = tuple(
+    item.name for item in SETTINGS if item.type in {"integer", "number"}
+)
 
 #: A path ending like this is an API version the tap would add a second time.
 _API_VERSION = re.compile(r"/v\d+$", re.IGNORECASE)
@@ -58,28 +49,32 @@ _FALSE = {"false", "0", "no", "off"}
 
 @dataclass(frozen=True)
 class Settings:
-    """The tap's settings, parsed, defaulted and checked."""
+    """The tap's settings, parsed, defaulted and checked.
+
+    One field per setting of the table (`setting_table.SETTINGS`) that the tap
+    reads, with the table's default; `tests/test_settings_table.py` checks both.
+    """
 
     auth_token: str = field(repr=False)
     start_date: datetime
-    end_date: datetime | None = None
-    api_url: str = DEFAULT_API_URL
-    page_size: int = 100
-    request_timeout: float = 60
-    max_retries: int = 5
-    max_retry_seconds: float = 600
-    retry_backoff_seconds: float = 1
-    max_requests_per_second: float = 8
-    max_concurrency: int = 8
-    include_archived_customers: bool = True
-    customer_ids: tuple[str, ...] | None = None
-    lookback_days: int = 35
-    invoices_lookback_days: int = 35
-    usage_lookback_days: int = 35
-    usage_window_size: str = "day"
-    unexpected_values: str = "keep"
-    progress_interval_seconds: float = 30
-    user_agent: str | None = None
+    end_date: datetime | None = DEFAULTS["end_date"]
+    api_url: str = DEFAULTS["api_url"]
+    page_size: int = DEFAULTS["page_size"]
+    request_timeout: float = DEFAULTS["request_timeout"]
+    max_retries: int = DEFAULTS["max_retries"]
+    max_retry_seconds: float = DEFAULTS["max_retry_seconds"]
+    retry_backoff_seconds: float = DEFAULTS["retry_backoff_seconds"]
+    max_requests_per_second: float = DEFAULTS["max_requests_per_second"]
+    max_concurrency: int = DEFAULTS["max_concurrency"]
+    include_archived_customers: bool = DEFAULTS["include_archived_customers"]
+    customer_ids: tuple[str, ...] | None = DEFAULTS["customer_ids"]
+    lookback_days: int = DEFAULTS["lookback_days"]
+    invoices_lookback_days: int = DEFAULTS["invoices_lookback_days"]
+    usage_lookback_days: int = DEFAULTS["usage_lookback_days"]
+    usage_window_size: str = DEFAULTS["usage_window_size"]
+    unexpected_values: str = DEFAULTS["unexpected_values"]
+    progress_interval_seconds: float = DEFAULTS["progress_interval_seconds"]
+    user_agent: str | None = DEFAULTS["user_agent"]
 
     def costs_start(self) -> date:
         """The first UTC day of costs: `start_date`'s day."""
@@ -136,9 +131,12 @@ class _Errors(list[str]):
 
 
 def _number(name: str, value: Any, errors: _Errors) -> float | int:
-    integer, low, high, default = NUMBERS[name]
+    setting = SETTING[name]
+    low, high = setting.bounds or (-math.inf, math.inf)
+    integer = setting.type == "integer"
+    default = int(DEFAULTS[name]) if integer else float(DEFAULTS[name])
     if value is None:
-        return int(default) if integer else float(default)
+        return default
     kind = "an integer" if integer else "a number"
     bounds = (
         f"{low:g}..{high:g}" if integer else f"greater than {low:g}, at most {high:g}"
@@ -195,11 +193,12 @@ def _token(value: Any, errors: _Errors, warnings: list[str]) -> str:
             "starts with 'Bearer '; give the token alone (the value is not shown)",
         )
         return ""
-    if len(token) > MAX_TOKEN_LENGTH or not all("!" <= c <= "~" for c in token):
+    longest = SETTING["auth_token"].max_length or 0
+    if len(token) > longest or not all("!" <= c <= "~" for c in token):
         errors.add(
             "auth_token",
             "contains whitespace, control or non-ASCII characters, or is longer than "
-            f"{MAX_TOKEN_LENGTH}; an HTTP header cannot carry it (the value is not "
+            f"{longest}; an HTTP header cannot carry it (the value is not "
             "shown)",
         )
         return ""
@@ -295,15 +294,15 @@ def _date(name: str, value: Any, errors: _Errors) -> datetime | None:
         return None
 
 
-def _boolean(name: str, value: Any, default: bool, errors: _Errors) -> bool:
+def _boolean(name: str, value: Any, errors: _Errors) -> bool:
     if value is None:
-        return default
+        return bool(DEFAULTS[name])
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     errors.add(name, f"{one_line(value, 60)} is not true or false")
-    return default
+    return bool(DEFAULTS[name])
 
 
 def _customer_ids(value: Any, errors: _Errors) -> tuple[str, ...] | None:
@@ -347,34 +346,30 @@ def _customer_ids(value: Any, errors: _Errors) -> tuple[str, ...] | None:
     return tuple(canonical)
 
 
-#: Usage window sizes the tap reads (`none` has no place in an incremental table).
-USAGE_WINDOW_SIZES = ("day", "hour")
-#: What a value that does not match the stream's schema does (`unexpected.py`).
-UNEXPECTED_VALUES = ("keep", "fail")
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...], errors: _Errors) -> str:
-    """One of `choices` (any case), the first when unset."""
+def _choice(name: str, value: Any, errors: _Errors) -> str:
+    """One of the setting's choices (any case), its default when unset."""
+    choices = SETTING[name].choices
     if value is None or value == "":
-        return choices[0]
+        return str(DEFAULTS[name])
     if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
     errors.add(name, f"{one_line(value, 60)} is not {' or '.join(choices)}")
-    return choices[0]
+    return str(DEFAULTS[name])
 
 
 def _user_agent(value: Any, errors: _Errors) -> str | None:
     if value is None or value == "":
         return None
+    longest = SETTING["user_agent"].max_length or 0
     if (
         not isinstance(value, str)
-        or len(value) > 256
+        or len(value) > longest
         or not all(" " <= c <= "~" for c in value)
     ):
         errors.add(
             "user_agent",
-            f"{one_line(value, 60)} must be printable ASCII text of at most 256 "
-            "characters (it is sent as a header)",
+            f"{one_line(value, 60)} must be printable ASCII text of at most "
+            f"{longest} characters (it is sent as a header)",
         )
         return None
     return value.strip() or None
@@ -409,21 +404,16 @@ def parse_settings(
                 f"{one_line(config['start_date'])} is not before end_date "
                 f"{one_line(config['end_date'])}",
             )
-    numbers = {name: _number(name, config.get(name), errors) for name in NUMBERS}
+    numbers = {
+        name: _number(name, config.get(name), errors) for name in NUMBER_SETTINGS
+    }
     archived = _boolean(
-        "include_archived_customers",
-        config.get("include_archived_customers"),
-        True,
-        errors,
+        "include_archived_customers", config.get("include_archived_customers"), errors
     )
     customer_ids = _customer_ids(config.get("customer_ids"), errors)
     user_agent = _user_agent(config.get("user_agent"), errors)
-    window_size = _choice(
-        "usage_window_size", config.get("usage_window_size"), USAGE_WINDOW_SIZES, errors
-    )
-    unexpected = _choice(
-        "unexpected_values", config.get("unexpected_values"), UNEXPECTED_VALUES, errors
-    )
+    window_size = _choice("usage_window_size", config.get("usage_window_size"), errors)
+    unexpected = _choice("unexpected_values", config.get("unexpected_values"), errors)
     if errors or start is None:
         return None, list(errors), warnings
     settings = Settings(
@@ -439,7 +429,3 @@ def parse_settings(
         **numbers,  # type: ignore[arg-type]
     )
     return settings, [], warnings
-
-
-#: The settings this module owns (the SDK's own, such as stream_maps, are not here).
-SETTING_NAMES = frozenset(item.name for item in fields(Settings))

@@ -16,11 +16,10 @@ from typing import IO, Any, cast
 
 import click
 from singer_sdk import Tap
-from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_metronome import stopping, streams
+from tap_metronome import setting_table, stopping, streams
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.flattening import FlatteningMapper, flattening_config
@@ -35,12 +34,7 @@ from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
 from tap_metronome.metrics import HttpMetrics
 from tap_metronome.output import BufferedRecordWriter, write_stdout
-from tap_metronome.settings import (
-    DEFAULT_API_URL,
-    SETTING_NAMES,
-    Settings,
-    parse_settings,
-)
+from tap_metronome.settings import SETTING_NAMES, Settings, parse_settings
 from tap_metronome.state import forget_unlisted, read_state
 from tap_metronome.stopping import StopRequest
 from tap_metronome.streams.base import ParentStream
@@ -56,217 +50,8 @@ class TapMetronome(Tap):
     package_name = "tap-metronome"
     message_writer_class = BufferedRecordWriter
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "auth_token",
-            th.StringType,
-            required=True,
-            secret=True,
-            title="Auth token",
-            description=(
-                "Metronome API bearer token. Also read from TAP_METRONOME_AUTH_TOKEN."
-            ),
-        ),
-        th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            title="API URL",
-            description=(
-                "Base URL of the Metronome API, without /v1 (https; http only for "
-                "loopback)."
-            ),
-        ),
-        th.Property(
-            "start_date",
-            th.StringType,
-            required=True,
-            title="Start date",
-            description=(
-                "First day of costs and invoice billing periods to sync: YYYY-MM-DD "
-                "or an RFC 3339 date-time "
-                "(UTC when it has no offset), from 1970-01-01."
-            ),
-        ),
-        th.Property(
-            "end_date",
-            th.StringType,
-            title="End date",
-            description=(
-                "Optional exclusive end of the costs to sync, in the same formats; "
-                "default and latest: the end of the current UTC day."
-            ),
-        ),
-        th.Property(
-            "page_size",
-            th.IntegerType,
-            default=100,
-            title="Page size",
-            description="Items per list request, 1..100 (100 is the API's cap).",
-        ),
-        th.Property(
-            "request_timeout",
-            th.NumberType,
-            default=60,
-            title="Request timeout",
-            description=(
-                "Seconds within which a whole response (connection, headers and body) "
-                "must arrive before it is retried."
-            ),
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType,
-            default=5,
-            title="Max retries",
-            description=(
-                "Retries of one request after a 408, 429, 5xx, timeout, connection "
-                "error or truncated body."
-            ),
-        ),
-        th.Property(
-            "max_retry_seconds",
-            th.NumberType,
-            default=600,
-            title="Max retry seconds",
-            description=(
-                "Upper bound on the total time one request may spend waiting between "
-                "its retries; past it the run stops with an error."
-            ),
-        ),
-        th.Property(
-            "retry_backoff_seconds",
-            th.NumberType,
-            default=1,
-            title="Retry backoff seconds",
-            description=(
-                "First backoff wait when the API gives no Retry-After; it doubles on "
-                "each retry (with jitter), capped at 60 s."
-            ),
-        ),
-        th.Property(
-            "max_requests_per_second",
-            th.NumberType,
-            default=8,
-            title="Max requests per second",
-            description=(
-                "One pacing budget shared by every request of the run, retries "
-                "included. Default 8: the top of the 5-8 req/s that integrations "
-                "report as safe for Metronome."
-            ),
-        ),
-        th.Property(
-            "max_concurrency",
-            th.IntegerType,
-            default=8,
-            title="Max concurrency",
-            description=(
-                "Requests in flight at once across customers (customer_costs) and "
-                "plans (plan_charges), all within max_requests_per_second; 1 is "
-                "sequential."
-            ),
-        ),
-        th.Property(
-            "include_archived_customers",
-            th.BooleanType,
-            default=True,
-            title="Include archived customers",
-            description="Also list archived customers (a second pass over /v1/customers).",
-        ),
-        th.Property(
-            "customer_ids",
-            th.ArrayType(th.StringType),
-            title="Customer IDs",
-            description=(
-                "Restrict every per-customer stream to these Metronome customer ids "
-                "(uuids, at least one), e.g. one shard of an account; default: "
-                "every listed customer."
-            ),
-        ),
-        th.Property(
-            "lookback_days",
-            th.IntegerType,
-            default=35,
-            title="Lookback days",
-            description=(
-                "Days before each customer's bookmark that every incremental run "
-                "re-reads, because late usage (up to 34 days) changes pending costs."
-            ),
-        ),
-        th.Property(
-            "invoices_lookback_days",
-            th.IntegerType,
-            default=35,
-            title="Invoices lookback days",
-            description=(
-                "Each incremental run re-reads invoices whose billing period starts "
-                "at least this many days back (and from the oldest draft), so that "
-                "recent voids and corrections are seen."
-            ),
-        ),
-        th.Property(
-            "usage_lookback_days",
-            th.IntegerType,
-            default=35,
-            title="Usage lookback days",
-            description=(
-                "Days before the usage bookmark that every incremental run re-reads "
-                "(at least 1, so today's usage is read again), because Metronome "
-                "accepts usage events up to 34 days late."
-            ),
-        ),
-        th.Property(
-            "usage_window_size",
-            th.StringType,
-            default="day",
-            allowed_values=["day", "hour"],
-            title="Usage window size",
-            description="One usage row per customer, billable metric and day, or hour.",
-        ),
-        th.Property(
-            "unexpected_values",
-            th.StringType,
-            default="keep",
-            allowed_values=["keep", "fail"],
-            title="Unexpected values",
-            description=(
-                "What a value that does not match its stream's schema does, in a field "
-                "the tap does not compute with: keep (the record is written with the "
-                "field null and the value in its _unexpected_values column, with a "
-                "WARNING) or fail (the run stops naming the stream and field). Keys, "
-                "replication keys, dates and amounts the tap computes with always stop "
-                "the run."
-            ),
-        ),
-        th.Property(
-            "progress_interval_seconds",
-            th.NumberType,
-            default=30,
-            title="Progress interval seconds",
-            description=(
-                "Seconds between customer_costs progress lines (customers done/total, "
-                "requests, records, retries, time left)."
-            ),
-        ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            title="User agent",
-            description="User-Agent header sent with every request.",
-        ),
-        th.Property(
-            "emit_activate_version_messages",
-            th.BooleanType,
-            default=False,
-            title="Emit ACTIVATE_VERSION messages",
-            description=(
-                "Send ACTIVATE_VERSION messages around each full-table stream "
-                "(all but customer_costs), so that targets that support them "
-                "mark rows deleted at the source (e.g. target-postgres sets "
-                "_sdc_deleted_at)."
-            ),
-        ),
-    ).to_dict()
+    #: Generated from the settings table, `setting_table.SETTINGS`.
+    config_jsonschema = setting_table.config_jsonschema()
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tap_metronome.setting_table import SETTINGS
 from tests.conftest import REPO, tap_about
 
 
@@ -15,3 +16,11 @@ def test_settings_doc_table_equals_about_markdown():
     about = tap_about("markdown")
     doc = (REPO / "docs" / "settings.md").read_text()
     assert _settings_table(doc) == _settings_table(about)
+
+
+def test_settings_doc_table_starts_with_the_settings_table():
+    """Each setting's row: name, required, default and description from the table."""
+    rows = _settings_table((REPO / "docs" / "settings.md").read_text()).splitlines()
+    assert rows[2 : 2 + len(SETTINGS)] == [
+        f"| {s.name} | {s.required} | {s.default} | {s.description} |" for s in SETTINGS
+    ]

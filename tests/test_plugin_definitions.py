@@ -7,6 +7,14 @@ import json
 import pytest
 import yaml
 
+from scripts.write_hub_definition import HUB_FILE, hub_definition
+from scripts.write_settings import (
+    MELTANO_YML,
+    block_bounds,
+    meltano_block,
+    meltano_setting,
+)
+from tap_metronome.setting_table import SETTINGS
 from tests.conftest import REPO, tap_about
 
 # Meltano 4.4 cannot pass `kind: decimal` values to a plugin (Decimal is not JSON
@@ -104,3 +112,22 @@ def test_hub_definition_equals_meltano_yml(extractor):
     ):
         assert hub[field] == extractor[field], field
     assert hub["keywords"]
+
+
+def test_meltano_yml_settings_are_the_tables(extractor):
+    """A setting added to or changed in the table fails here until
+    `scripts/write_settings.py` has rewritten meltano.yml (and the Hub file)."""
+    assert extractor["settings"][: len(SETTINGS)] == [
+        meltano_setting(setting) for setting in SETTINGS
+    ]
+    text = MELTANO_YML.read_text()
+    start, end = block_bounds(text)
+    assert text[start:end] == meltano_block(), "run scripts/write_settings.py"
+    assert extractor["settings_group_validation"] == [
+        [setting.name for setting in SETTINGS if setting.required]
+    ]
+
+
+def test_hub_definition_is_written_by_its_script():
+    expected = yaml.safe_dump(hub_definition(), sort_keys=False, width=100)
+    assert HUB_FILE.read_text() == expected, "run scripts/write_settings.py"

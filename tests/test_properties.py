@@ -19,7 +19,13 @@ from tap_metronome.errors import InputError, _one_line_by_character, one_line
 from tap_metronome.listings import _CHUNK, _Listing
 from tap_metronome.listings import _ENCODER as _LISTING_ENCODER
 from tap_metronome.logs import SafeLines
-from tap_metronome.settings import NUMBERS, SETTING_NAMES, parse_instant, parse_settings
+from tap_metronome.setting_table import SETTING
+from tap_metronome.settings import (
+    NUMBER_SETTINGS,
+    SETTING_NAMES,
+    parse_instant,
+    parse_settings,
+)
 from tap_metronome.windows import CustomerBookmarks
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -61,12 +67,13 @@ def test_any_value_of_any_setting_is_parsed_or_named(name, value):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    name=st.sampled_from(sorted(NUMBERS)),
+    name=st.sampled_from(sorted(NUMBER_SETTINGS)),
     fraction=st.floats(min_value=0, max_value=1, allow_nan=False),
     as_text=st.booleans(),
 )
 def test_numbers_in_range_are_kept_exactly_whatever_their_form(name, fraction, as_text):
-    integer, low, high, _ = NUMBERS[name]
+    integer = SETTING[name].type == "integer"
+    low, high = SETTING[name].bounds
     value: float | int = low + (high - low) * fraction
     if integer:
         value = round(value)
