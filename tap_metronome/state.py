@@ -9,43 +9,53 @@ one line naming the state key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from tap_metronome import streams
 from tap_metronome.errors import InputError, one_line
-from tap_metronome.streams.invoices import REREAD_FROM
-from tap_metronome.streams.usage import CUSTOMER_FILTER
 from tap_metronome.times import instant_text, parse_date, parse_instant
-from tap_metronome.windows import SYNCED_UNTIL, CustomerBookmarks, end_of_today
+from tap_metronome.windows import CustomerBookmarks, end_of_today
 
 #: Future bookmarks named one by one in the log before the rest are counted.
 NAMED_IN_LOG = 20
-#: Streams with per-customer bookmarks, and their state key.
-CUSTOMER_BOOKMARKS = {
-    "customer_costs": SYNCED_UNTIL,
-    "invoices": REREAD_FROM,
-    "invoice_line_items": REREAD_FROM,
-}
+
+
+class StateReader(Protocol):
+    """A stream type as the state check sees it: it cleans its own state."""
+
+    name: str
+
+    @classmethod
+    def clean_state(
+        cls, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+    ) -> dict[str, Any]:
+        """What of a saved stream state the stream reads, checked."""
+        ...
+
+
 #: The SDK's own per-stream state keys, which the tap does not read.
 _SDK_STATE_KEYS = ("replication_key", "replication_key_value", "progress_markers")
 
 
-def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
+def read_state(
+    state: Any, logger: logging.Logger, stream_types: Iterable[StateReader]
+) -> dict[str, Any] | None:
     """The state to start from, or `InputError` naming what is wrong with it.
 
-    Only what the tap reads is kept for its own streams: `synced_until` for
-    customer_costs and `reread_from` for the two invoice streams, without
-    bookmarks later than today (no run can have written
-    them: the state was edited or corrupted; those customers are re-read from
-    `start_date`, which is safe because rows upsert on their key), and nothing for
-    the full-table streams. The SDK's markers are dropped, so that a bad or future
-    marker is neither echoed into new STATE messages nor fatal. The state of
-    streams this version does not know is kept when the SDK can read it.
+    Each of the tap's streams keeps only what it reads, checked by its own
+    `clean_state` (its bookmark keys are its own business): per-customer
+    bookmarks without those later than today (no run can have written them:
+    the state was edited or corrupted; those customers are re-read from
+    `start_date`, which is safe because rows upsert on their key), an
+    account-wide stream's one bookmark, and nothing for the full-table streams.
+    The SDK's markers are dropped, so that a bad or future marker is neither
+    echoed into new STATE messages nor fatal. The state of streams this version
+    does not know is kept when the SDK can read it.
     """
+    readers = {stream_type.name: stream_type for stream_type in stream_types}
     if state is None:
         return None
     state = _unwrapped(state, logger)
@@ -61,17 +71,9 @@ def read_state(state: Any, logger: logging.Logger) -> dict[str, Any] | None:
         if not isinstance(stream_state, Mapping):
             msg = f"{where} must be an object"
             raise InputError(msg)
-        if name in CUSTOMER_BOOKMARKS:
-            key = CUSTOMER_BOOKMARKS[name]
-            grouped, future = CustomerBookmarks.checked_state(
-                stream_state, latest=end_of_today(), stream=name, key=key
-            )
-            _warn_future(name, future, logger)
-            kept[name] = {key: grouped}
-        elif name in ACCOUNT_BOOKMARKS:
-            kept[name] = _account_bookmark(name, stream_state, where, logger)
-        elif name in streams.STREAM_NAMES:
-            kept[name] = {}
+        reader = readers.get(name)
+        if reader is not None:
+            kept[name] = reader.clean_state(stream_state, where, logger)
         else:
             _check_sdk_state(stream_state, where)
             size = len(_STATE_ENCODER.encode(stream_state))
@@ -136,29 +138,38 @@ def _unwrapped(state: Any, logger: logging.Logger) -> Mapping[str, Any]:
     raise InputError(msg)
 
 
-#: Account-wide incremental streams: their one bookmark's state key, and whether
-#: it is a date (usage: `synced_until`) or an RFC 3339 instant (the SDK's own).
-ACCOUNT_BOOKMARKS = {
-    "usage": ("synced_until", date),
-    "audit_logs": ("replication_key_value", datetime),
-}
-
-
-def _account_bookmark(
-    name: str, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+def customer_bookmarks(
+    name: str, stream_state: Mapping[str, Any], key: str, logger: logging.Logger
 ) -> dict[str, Any]:
-    """The stream's one bookmark, checked: unreadable stops, future is dropped.
+    """A per-customer stream's bookmarks under `key`, checked; future ones dropped."""
+    grouped, future = CustomerBookmarks.checked_state(
+        stream_state, latest=end_of_today(), stream=name, key=key
+    )
+    _warn_future(name, future, logger)
+    return {key: grouped}
 
-    Both are read by `times` (the one reading of times, also used for the
-    records the bookmarks are made of), so a bookmark a run wrote is always
-    read back. An instant is kept in the form the tap writes (UTC, `Z`), so
-    that the SDK, which reads it again, never meets `t`, `z`, spaces or a leap
-    second.
+
+def one_bookmark(
+    name: str,
+    stream_state: Mapping[str, Any],
+    where: str,
+    logger: logging.Logger,
+    *,
+    key: str,
+    kind: type[date] | type[datetime],
+) -> str | None:
+    """An account-wide stream's one bookmark, checked: unreadable stops, future is dropped.
+
+    A date (an exclusive end) or an RFC 3339 instant, both read by `times`
+    (the one reading of times, also used for the records the bookmarks are
+    made of), so a bookmark a run wrote is always read back. An instant is
+    returned in the form the tap writes (UTC, `Z`), so that the SDK, which
+    reads it again, never meets `t`, `z`, spaces or a leap second. None: no
+    bookmark (absent, or in the future, with a WARNING).
     """
-    key, kind = ACCOUNT_BOOKMARKS[name]
     value = stream_state.get(key)
     if value is None:
-        return {}
+        return None
     try:
         if not isinstance(value, str):
             raise TypeError
@@ -182,17 +193,8 @@ def _account_bookmark(
             one_line(value, 60),
             name,
         )
-        return {}
-    if kind is datetime:
-        return {"replication_key": "timestamp", key: value}
-    kept = {key: value}
-    customers = stream_state.get(CUSTOMER_FILTER)
-    if customers is not None:
-        if not isinstance(customers, str):
-            msg = f"{where}.{CUSTOMER_FILTER} must be a string, not {one_line(customers, 60)}"
-            raise InputError(msg)
-        kept[CUSTOMER_FILTER] = customers
-    return kept
+        return None
+    return value
 
 
 def _check_sdk_state(stream_state: Mapping[str, Any], where: str) -> None:
@@ -233,18 +235,22 @@ def _warn_future(
 
 
 def forget_unlisted(
-    state: Mapping[str, Any], listed: list[str], logger: logging.Logger
+    state: Mapping[str, Any],
+    listed: list[str],
+    logger: logging.Logger,
+    bookmark_keys: Mapping[str, str],
 ) -> None:
     """Drop the per-customer bookmarks of customers the listing no longer has.
 
-    Done once per stream, when the whole customers listing is first read: a
-    state can hold millions of customers long gone, which would otherwise be
-    copied into every STATE message of the run.
+    `bookmark_keys`: each per-customer stream's name and state key. Done when
+    the whole customers listing is read: a state can hold millions of customers
+    long gone, which would otherwise be copied into every STATE message of the
+    run until their stream runs.
     """
     bookmarks = state.get("bookmarks")
     if not isinstance(bookmarks, Mapping):
         return
-    for name, key in CUSTOMER_BOOKMARKS.items():
+    for name, key in bookmark_keys.items():
         stream_state = bookmarks.get(name)
         if not isinstance(stream_state, dict) or not stream_state.get(key):
             continue

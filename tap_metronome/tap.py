@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePath
 from types import FrameType
 from typing import IO, Any, cast
@@ -20,7 +19,7 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_metronome import setting_table, stopping, streams
-from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
+from tap_metronome.client import MetronomeClient
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.flattening import FlatteningMapper, flattening_config
 from tap_metronome.inputs import (
@@ -30,15 +29,12 @@ from tap_metronome.inputs import (
     json_object_text,
     read_json_object,
 )
-from tap_metronome.listings import Listings
 from tap_metronome.logs import protect_logs
-from tap_metronome.metrics import HttpMetrics
 from tap_metronome.output import BufferedRecordWriter, write_stdout
+from tap_metronome.services import Services
 from tap_metronome.settings import SETTING_NAMES, Settings, parse_settings
-from tap_metronome.state import forget_unlisted, read_state
+from tap_metronome.state import read_state
 from tap_metronome.stopping import StopRequest
-from tap_metronome.streams.base import ParentStream
-from tap_metronome.streams.invoices import InvoiceReads
 
 TOKEN_ENV_VAR = "TAP_METRONOME_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -62,10 +58,6 @@ class TapMetronome(Tap):
         validate_config: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.stop = StopRequest()
-        self._client: MetronomeClient | None = None
-        #: Parent listings (customers, plans), read once by whichever stream asks.
-        self.listings = Listings(self._list_parent, logging.getLogger(self.name))
         values = config_values(config)
         if isinstance(state, str | PurePath):  # a path, as the SDK also accepts
             state = read_json_object(str(state), "state")
@@ -81,8 +73,15 @@ class TapMetronome(Tap):
         if validate_config:
             if errors:
                 raise ConfigValidationError("Config validation failed", errors=errors)
-            state = read_state(state, self.logger)
+            state = read_state(state, self.logger, streams.STREAM_TYPES)
         self.settings: Settings | None = settings
+        #: What the streams share (settings, client, listings, stop, metrics).
+        self.services = Services(
+            self,
+            settings,
+            logger=logging.getLogger(self.name),
+            user_agent=f"tap-metronome/{self.plugin_version}",
+        )
         if settings is not None:
             values = {
                 key: value for key, value in values.items() if key not in SETTING_NAMES
@@ -217,74 +216,17 @@ class TapMetronome(Tap):
         stopping.notify(signum)
 
     @property
-    def max_concurrency(self) -> int:
-        """Worker threads for partitioned streams."""
-        return self.require_settings().max_concurrency
-
-    def require_settings(self) -> Settings:
-        """The parsed settings (a sync always has them: the config was validated)."""
-        if self.settings is None:
-            msg = "config: the settings were not validated; run without --discover"
-            raise InputError(msg)
-        return self.settings
+    def stop(self) -> StopRequest:
+        """The run's stop request (signals)."""
+        return self.services.stop
 
     @property
     def client(self) -> MetronomeClient:
-        """The one HTTP client of the run, shared by every stream."""
-        if self._client is None:
-            settings = self.require_settings()
-            self._client = MetronomeClient(
-                api_url=settings.api_url,
-                auth_token=settings.auth_token,
-                timeout=settings.request_timeout,
-                user_agent=settings.user_agent
-                or f"tap-metronome/{self.plugin_version}",
-                retry=RetryPolicy(
-                    max_retries=settings.max_retries,
-                    backoff_base=settings.retry_backoff_seconds,
-                    max_total_wait=settings.max_retry_seconds,
-                ),
-                pacer=Pacer(settings.max_requests_per_second),
-                logger=self.logger,
-                on_response=self.http_metrics.observe,
-            )
-            self.stop.on_stop(self._client.cancel)
-        return self._client
-
-    @functools.cached_property
-    def http_metrics(self) -> HttpMetrics:
-        """The run's `http_request_duration` / `http_request_count` METRIC points."""
-        return HttpMetrics(self.metrics_logger)
-
-    def _list_parent(self, parent: str) -> Iterable[dict[str, Any]]:
-        stream = self.streams[parent]
-        if not isinstance(stream, ParentStream):
-            msg = f"{parent} is not a parent listing"
-            raise TypeError(msg)
-        return stream.listing()
-
-    @functools.cached_property
-    def invoice_reads(self) -> InvoiceReads:
-        """What invoices and invoice_line_items share in this run (one read)."""
-        return InvoiceReads()
-
-    def parent_ids(self, parent: str, child: str) -> list[str]:
-        """The ids of `parent` (customers or plans) for the per-parent stream `child`.
-
-        The `customer_ids` setting, when set, is the customers of every
-        per-customer stream (a shard of the account): no listing is read.
-        """
-        configured = self.require_settings().customer_ids
-        if parent == "customers" and configured:
-            return list(configured)
-        ids = self.listings.ids(parent, requested_by=child)
-        if parent == "customers" and self.streams[child].ABORT_AT_RECORD_COUNT is None:
-            # The whole listing (not a dry run's one page): the bookmarks of
-            # customers gone are dropped now, not carried into every STATE
-            # message until their stream runs.
-            forget_unlisted(self.state, ids, self.logger)
-        return ids
+        """The run's one HTTP client (`source-metronome check` uses it)."""
+        return self.services.client
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
         """One instance of every stream (the SDK syncs them in name order)."""
-        return [stream_type(self) for stream_type in streams.STREAM_TYPES]
+        return [
+            stream_type(self, self.services) for stream_type in streams.STREAM_TYPES
+        ]

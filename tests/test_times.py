@@ -13,6 +13,7 @@ from tap_metronome import times
 from tap_metronome.errors import InputError, ResponseError
 from tap_metronome.records import cost_rows
 from tap_metronome.state import read_state
+from tap_metronome.streams import STREAM_TYPES
 from tap_metronome.unexpected import FORMATS, UnexpectedValues
 from tap_metronome.windows import Window
 
@@ -223,7 +224,9 @@ def _state(key: str, value: str) -> dict:
     ],
 )
 def test_the_state_check_reads_every_bookmark_the_tap_can_write(value, kept):
-    state = read_state(_state("replication_key_value", value), logging.getLogger())
+    state = read_state(
+        _state("replication_key_value", value), logging.getLogger(), STREAM_TYPES
+    )
     assert state is not None
     assert state["bookmarks"]["audit_logs"]["replication_key_value"] == kept
 
@@ -231,7 +234,7 @@ def test_the_state_check_reads_every_bookmark_the_tap_can_write(value, kept):
 @pytest.mark.parametrize("value", ["20240601", "2024-W22-6", "2024-06-01T00:00:00Z"])
 def test_a_date_bookmark_is_a_full_date(value):
     with pytest.raises(InputError, match="synced_until must be a date"):
-        read_state(_state("synced_until", value), logging.getLogger())
+        read_state(_state("synced_until", value), logging.getLogger(), STREAM_TYPES)
 
 
 def _checker(strict: set[str]) -> UnexpectedValues:

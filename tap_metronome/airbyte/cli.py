@@ -74,7 +74,7 @@ def check(args: argparse.Namespace) -> int:
     """Valid settings and one small request, else FAILED with the reason."""
     try:
         tap = _tap(args.config)
-        tap.client.get("/v1/customers", {"limit": 1}, stream="check")
+        tap.services.client.get("/v1/customers", {"limit": 1}, stream="check")
     except SyncInterrupted:
         raise
     except Exception as exc:  # noqa: BLE001 - any problem is the check's answer

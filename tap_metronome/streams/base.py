@@ -26,14 +26,16 @@ from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.pagination import iter_pages
 from tap_metronome.paths import with_id
 from tap_metronome.seen import SeenKeys
+from tap_metronome.state import customer_bookmarks
 from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
 from tap_metronome.unexpected import UnexpectedValues
 from tap_metronome.windows import CustomerBookmarks, end_of_today
 
 if TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_metronome.tap import TapMetronome
+    from tap_metronome.services import Services
 
 
 #: The line singer-sdk 0.54.9 logs when a stream's sync raises (`Stream.sync`).
@@ -56,7 +58,6 @@ class MetronomeStream(Stream):
     """A stream read through the tap's one client; records checked against the schema."""
 
     schema = StreamSchema(SchemaDirectory(schema_dir()))
-    _tap: TapMetronome
     #: The endpoint's path template, for messages and metrics.
     path: ClassVar[str] = ""
     method: ClassVar[Literal["GET", "POST"]] = "GET"
@@ -70,6 +71,18 @@ class MetronomeStream(Stream):
     repeats_skipped = 0
     #: Pages this stream requested in this run (summary lines).
     pages_read = 0
+
+    def __init__(self, tap: Tap, services: Services | None = None) -> None:
+        """A stream of `tap`'s run, using the run's `services` (not the tap's insides).
+
+        A stream built the SDK's way, `Stream(tap)`, finds them on the tap.
+        """
+        found = services or getattr(tap, "services", None)
+        if found is None:
+            msg = f"{type(self).__name__} needs the run's services (TapMetronome.services)"
+            raise TypeError(msg)
+        self.services: Services = found
+        super().__init__(tap)
 
     def log(
         self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any
@@ -89,7 +102,7 @@ class MetronomeStream(Stream):
     @property
     def page_size(self) -> int:
         """Items per list request: the `page_size` setting, within the endpoint's cap."""
-        return min(self._tap.require_settings().page_size, self.max_page_size)
+        return min(self.services.settings.page_size, self.max_page_size)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         """Finalize as the SDK does, then tell the writer that the stream ended.
@@ -98,7 +111,7 @@ class MetronomeStream(Stream):
         for a stream's end, which the Airbyte protocol needs (`airbyte.writer`).
         """
         super().finalize_state_progress_markers(state)
-        writer = self._tap.message_writer
+        writer = self.services.host.message_writer
         if isinstance(writer, BufferedRecordWriter):
             writer.end_stream(self.name, self.stream_state)
 
@@ -120,7 +133,7 @@ class MetronomeStream(Stream):
         (`first_only`, `until_empty`).
         """
         for page in iter_pages(
-            self._tap.client,
+            self.services.client,
             path,
             stream=self.name,
             page_size=self.page_size if self.max_page_size else None,
@@ -130,7 +143,7 @@ class MetronomeStream(Stream):
             cursor_in=self.cursor_in,
             cursor=self.cursor_name,
             endpoint=self.path,
-            stop=self._tap.stop,
+            stop=self.services.stop,
             **paging,
         ):
             self.pages_read += 1
@@ -168,7 +181,7 @@ class MetronomeStream(Stream):
             stream=self.name,
             where=f"{self.method} {self.path}",
             strict=strict,
-            policy=self._tap.require_settings().unexpected_values,
+            policy=self.services.settings.unexpected_values,
             logger=self.logger,
         )
 
@@ -212,13 +225,29 @@ class MetronomeStream(Stream):
     #: The state key of a per-customer stream's bookmarks (`CustomerBookmarks`).
     bookmark_key: ClassVar[str] = ""
 
+    @classmethod
+    def clean_state(
+        cls, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+    ) -> dict[str, Any]:
+        """What of a saved state this stream reads, checked; the rest is dropped.
+
+        Each stream knows its own bookmark keys (`state.read_state` asks every
+        stream): a per-customer stream keeps its `bookmark_key`, a full-table
+        stream nothing. A wrong shape is `InputError` naming the place.
+        """
+        if not cls.bookmark_key:
+            return {}
+        return customer_bookmarks(cls.name, stream_state, cls.bookmark_key, logger)  # type: ignore[misc]
+
     def customer_ids(self) -> tuple[list[str], bool]:
         """The customers to sync, and whether they are the whole listing."""
-        configured = self._tap.require_settings().customer_ids
+        configured = self.services.settings.customer_ids
         if configured:
             return list(configured), False
         # A dry run lists one page of customers: not a reason to forget the others.
-        return self._tap.parent_ids("customers", self.name), not self.dry_run
+        return self.services.parent_ids(
+            "customers", self.name, dry_run=self.dry_run
+        ), not self.dry_run
 
     def read_bookmarks(self, listed: Iterable[str] | None = None) -> CustomerBookmarks:
         """This stream's per-customer bookmarks, of the `listed` customers if given.
@@ -249,7 +278,7 @@ class MetronomeStream(Stream):
             return
         self.stream_state[self.bookmark_key] = bookmarks.to_state()
         if flush:
-            self._tap.state_writer.write_state(self.tap_state)
+            self.services.write_state()
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The stream's records; its HTTP request counts are written at its end."""
@@ -258,7 +287,7 @@ class MetronomeStream(Stream):
             yield from self.records(context)
         finally:
             # Every count so far, including parent listings read for this stream.
-            self._tap.http_metrics.flush()
+            self.services.http_metrics.flush()
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The records of one sync of this stream (each stream says how)."""
@@ -293,7 +322,7 @@ class ParentStream(MetronomeStream):
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The items of this run's listing (kept on disk since it was read)."""
         rows = 0
-        for item in self._tap.listings.items(self.name, requested_by=self.name):
+        for item in self.services.listings.items(self.name, requested_by=self.name):
             rows += 1
             yield item
         self.logger.info(
@@ -355,7 +384,7 @@ class ListStream(MetronomeStream):
             return
         partitions: Partitions[list[dict[str, Any]]] = Partitions(
             self,
-            self._tap.parent_ids(self.parent, self.name),
+            self.services.parent_ids(self.parent, self.name, dry_run=self.dry_run),
             noun=PARENT_NOUNS[self.parent],
             skippable=self.skip_statuses,
         )

@@ -81,9 +81,11 @@ class CustomerCostsStream(MetronomeStream):
         Their costs can no longer change (no usage after archiving, and the late
         usage before it is already read), so they cost no request.
         """
-        lookback = timedelta(days=self._tap.require_settings().lookback_days)
+        lookback = timedelta(days=self.services.settings.lookback_days)
         settled = set()
-        archived = self._tap.listings.archived_at("customers", requested_by=self.name)
+        archived = self.services.listings.archived_at(
+            "customers", requested_by=self.name
+        )
         for customer_id, archived_at in archived.items():
             bookmark = bookmarks.get(customer_id)
             if bookmark is None:
@@ -101,7 +103,7 @@ class CustomerCostsStream(MetronomeStream):
         start = start_for(
             since,
             start=self._start,
-            lookback_days=self._tap.require_settings().lookback_days,
+            lookback_days=self.services.settings.lookback_days,
         )
         windows = list(day_windows(start, self._end, self.page_size))
         return windows[:1] if self.dry_run else windows
@@ -118,7 +120,7 @@ class CustomerCostsStream(MetronomeStream):
         a few windows however long a customer's history is, and a stop is seen
         between rows: the bookmarks then cover the windows whose rows are out.
         """
-        settings = self._tap.require_settings()
+        settings = self.services.settings
         self._start = settings.costs_start()
         self._end = settings.costs_end(datetime.now(UTC))
         customer_ids, complete_listing = self.customer_ids()
@@ -134,7 +136,7 @@ class CustomerCostsStream(MetronomeStream):
         )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
         idle_days = rows = duplicates = 0
-        stop = self._tap.stop
+        stop = self.services.stop
         pieces = partitions.fetch_pieces(
             lambda cid: self.windows_from(since[cid]), self.costs_in
         )
@@ -143,7 +145,7 @@ class CustomerCostsStream(MetronomeStream):
         # they are saved; the next run resumes after them.
         with cancel_on_error(
             pieces,
-            self._tap.client,
+            self.services.client,
             dry_run=self.dry_run,
             on_stop=lambda: self.write_bookmarks(bookmarks),
         ):

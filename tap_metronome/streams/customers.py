@@ -23,7 +23,7 @@ class CustomersStream(ParentStream):
         """
         seen: set[str] = set()
         passes: list[dict[str, Any]] = [{}]
-        if self._tap.require_settings().include_archived_customers:
+        if self.services.settings.include_archived_customers:
             passes.append({"only_archived": "true"})
         duplicates = 0
         for params in passes:

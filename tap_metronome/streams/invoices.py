@@ -225,14 +225,14 @@ class InvoiceFamilyStream(MetronomeStream):
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Each customer's rows, then its bookmark; STATE a bounded number of times."""
-        settings = self._tap.require_settings()
+        settings = self.services.settings
         today = datetime.now(UTC).date()
         start = settings.costs_start()
         customer_ids, complete_listing = self.customer_ids()
         listed = customer_ids if complete_listing else None
         bookmarks = self.read_bookmarks(listed)  # of customers still listed
-        shared = self._tap.invoice_reads
-        sibling = self._tap.streams[self.sibling]
+        shared = self.services.invoice_reads
+        sibling = self.services.stream(self.sibling)
         assert isinstance(sibling, InvoiceFamilyStream)  # noqa: S101 - the pair's own name
         # The sibling still to run reads from this run's reads, if it can.
         tee = (
@@ -283,7 +283,7 @@ class InvoiceFamilyStream(MetronomeStream):
         try:
             with cancel_on_error(
                 results,
-                self._tap.client,
+                self.services.client,
                 dry_run=self.dry_run,
                 on_stop=lambda: self.write_bookmarks(bookmarks),
             ):

@@ -227,7 +227,7 @@ class Partitions(Generic[R]):
         self.stream = stream
         self.on_skip = on_skip
         self.skippable_statuses = skippable
-        self.tap = stream._tap
+        self.services = stream.services
         # A dry run (`--test`) reads one partition: one request per stream.
         self.parent_ids = parent_ids[:1] if stream.dry_run else parent_ids
         self.noun = noun
@@ -237,8 +237,8 @@ class Partitions(Generic[R]):
             stream=stream.name,
             noun=noun,
             total=len(self.parent_ids),
-            interval=self.tap.require_settings().progress_interval_seconds,
-            client=self.tap.client,
+            interval=self.services.settings.progress_interval_seconds,
+            client=self.services.client,
             logger=stream.logger,
         )
 
@@ -264,16 +264,16 @@ class Partitions(Generic[R]):
                     raise
                 return Skipped(exc)
 
-        client = self.tap.client
+        client = self.services.client
         results = fan_out(
             self.parent_ids,
             guarded,
-            max_workers=1 if self.stream.dry_run else self.tap.max_concurrency,
+            max_workers=1 if self.stream.dry_run else self.services.max_concurrency,
             on_abort=client.cancel,
         )
         with cancel_on_error(results, client, dry_run=self.stream.dry_run):
             for parent_id, result in results:
-                self.tap.stop.check()
+                self.services.stop.check()
                 if isinstance(result, Skipped):
                     self.skip(parent_id, result.error)
                     continue
@@ -332,18 +332,18 @@ class Partitions(Generic[R]):
                 if n == 1:
                     first_done.set()
 
-        client = self.tap.client
+        client = self.services.client
         results = fan_out(
             tasks(),
             guarded,
-            max_workers=1 if self.stream.dry_run else self.tap.max_concurrency,
+            max_workers=1 if self.stream.dry_run else self.services.max_concurrency,
             on_abort=client.cancel,
             ordered=True,
         )
         skipped: str | None = None
         with cancel_on_error(results, client, dry_run=self.stream.dry_run):
             for (parent_id, part, _, last, _), result in results:
-                self.tap.stop.check()
+                self.services.stop.check()
                 if parent_id == skipped:
                     continue
                 if isinstance(result, Skipped):

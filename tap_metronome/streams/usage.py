@@ -26,12 +26,14 @@ entry is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tap_metronome.errors import ResponseError, one_line
+from tap_metronome.errors import InputError, ResponseError, one_line
 from tap_metronome.seen import digest
+from tap_metronome.state import one_bookmark
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.times import (
     canonical,
@@ -65,6 +67,25 @@ class UsageStream(MetronomeStream):
     strict_fields = frozenset({"end_timestamp"})  # the window
     is_sorted = False  # paged per series, not by time: `synced_until` is the bookmark
 
+    @classmethod
+    def clean_state(
+        cls, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+    ) -> dict[str, Any]:
+        """`synced_until` (a date) and the `customer_filter` it was read for."""
+        value = one_bookmark(
+            cls.name, stream_state, where, logger, key=SYNCED_UNTIL, kind=date
+        )
+        if value is None:
+            return {}
+        kept = {SYNCED_UNTIL: value}
+        customers = stream_state.get(CUSTOMER_FILTER)
+        if customers is not None:
+            if not isinstance(customers, str):
+                msg = f"{where}.{CUSTOMER_FILTER} must be a string, not {one_line(customers, 60)}"
+                raise InputError(msg)
+            kept[CUSTOMER_FILTER] = customers
+        return kept
+
     def bookmark(self) -> date | None:
         """The end of the last complete query (checked when the state was read)."""
         value = self.stream_state.get(SYNCED_UNTIL)
@@ -72,7 +93,7 @@ class UsageStream(MetronomeStream):
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """One query over every customer; repeats are looked for within a series."""
-        settings = self._tap.require_settings()
+        settings = self.services.settings
         end = settings.costs_end(datetime.now(UTC))
         bookmark = self.bookmark()
         customers = customer_filter(settings.customer_ids)
@@ -113,7 +134,7 @@ class UsageStream(MetronomeStream):
         if not self.dry_run:
             self.stream_state[SYNCED_UNTIL] = end.isoformat()
             self.stream_state[CUSTOMER_FILTER] = customers
-            self._tap.state_writer.write_state(self.tap_state)
+            self.services.write_state()
         windows = (end - first).days * (
             24 if settings.usage_window_size == "hour" else 1
         )
@@ -229,9 +250,24 @@ class AuditLogsStream(MetronomeStream):
     #: STATE during the listing, so that a stopped run resumes near where it was.
     STATE_MSG_FREQUENCY = 1000
 
+    @classmethod
+    def clean_state(
+        cls, stream_state: Mapping[str, Any], where: str, logger: logging.Logger
+    ) -> dict[str, Any]:
+        """The SDK's `replication_key_value` (an instant), in the tap's one form."""
+        key = "replication_key_value"
+        value = one_bookmark(
+            cls.name, stream_state, where, logger, key=key, kind=datetime
+        )
+        return (
+            {}
+            if value is None
+            else {"replication_key": cls.replication_key, key: value}
+        )
+
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every entry from the bookmark (inclusive: same-second entries are kept)."""
-        settings = self._tap.require_settings()
+        settings = self.services.settings
         start = self.get_starting_timestamp(context) or settings.start_date
         # Whole seconds: entries of the bookmark's second are read again (they
         # upsert on `id`), so an order within one second does not matter.
