@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -61,6 +62,30 @@ if TYPE_CHECKING:
     from tap_metronome.stopping import StopRequest
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+class PageStyle(Enum):
+    """How an endpoint pages, named after the official client's page classes.
+
+    metronome-sdk's `pagination.py` has one class per style; each stream names
+    its endpoint's (`MetronomeStream.page_style`), which says where the cursor
+    goes (the query or the JSON body), what it is called, and whether the
+    endpoint takes a `limit`.
+    """
+
+    #: `SyncCursorPage`: `next_page` and `limit` in the query (most lists).
+    CURSOR_PAGE = ("query", "next_page", True)
+    #: `SyncCursorPageWithoutLimit`: `next_page` in the query, no `limit` (usage).
+    CURSOR_PAGE_WITHOUT_LIMIT = ("query", "next_page", False)
+    #: `SyncBodyCursorPage`: `next_page` and `limit` in the JSON body (balances).
+    BODY_CURSOR_PAGE = ("body", "next_page", True)
+    #: `SyncBodyCursorPageCursorField`: `cursor` and `limit` in the body (contracts).
+    BODY_CURSOR_PAGE_CURSOR_FIELD = ("body", "cursor", True)
+
+    def __init__(self, where: str, cursor: str, takes_limit: bool) -> None:
+        self.where = where
+        self.cursor = cursor
+        self.takes_limit = takes_limit
 
 
 class PaginationError(ResponseError):

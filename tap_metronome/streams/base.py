@@ -23,11 +23,11 @@ from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.output import BufferedRecordWriter
-from tap_metronome.pagination import iter_pages
+from tap_metronome.pagination import PageStyle, iter_pages
 from tap_metronome.paths import with_id
 from tap_metronome.seen import SeenKeys
 from tap_metronome.state import customer_bookmarks
-from tap_metronome.streams.partitions import SKIPPABLE_STATUSES, Partitions
+from tap_metronome.streams.partitions import PARENT_KEYS, Parent, Partitions
 from tap_metronome.unexpected import UnexpectedValues
 from tap_metronome.windows import CustomerBookmarks, end_of_today
 
@@ -61,11 +61,10 @@ class MetronomeStream(Stream):
     #: The endpoint's path template, for messages and metrics.
     path: ClassVar[str] = ""
     method: ClassVar[Literal["GET", "POST"]] = "GET"
-    #: Where the cursor (`next_page`) and `limit` go: the query or the JSON body.
-    cursor_in: ClassVar[Literal["query", "body"]] = "query"
-    #: What the cursor is called, in the request and in the answer.
-    cursor_name: ClassVar[Literal["next_page", "cursor"]] = "next_page"
-    #: The largest `limit` the endpoint accepts (0: it takes no `limit`).
+    #: How the endpoint pages (where the cursor goes, its name, whether it takes
+    #: a `limit`), named after the official client's page class.
+    page_style: ClassVar[PageStyle] = PageStyle.CURSOR_PAGE
+    #: The largest `limit` the endpoint accepts.
     max_page_size: ClassVar[int] = 100
     #: Items skipped in this run because the API listed them a second time.
     repeats_skipped = 0
@@ -136,12 +135,12 @@ class MetronomeStream(Stream):
             self.services.client,
             path,
             stream=self.name,
-            page_size=self.page_size if self.max_page_size else None,
+            page_size=self.page_size if self.page_style.takes_limit else None,
             method=self.method,
             params=params,
             body=body,
-            cursor_in=self.cursor_in,
-            cursor=self.cursor_name,
+            cursor_in=self.page_style.where,
+            cursor=self.page_style.cursor,
             endpoint=self.path,
             stop=self.services.stop,
             **paging,
@@ -340,31 +339,27 @@ class ParentStream(MetronomeStream):
         return {PARENT_KEYS[self.name]: record["id"]}
 
 
-#: What a parent's id is called in a child's path and records.
-PARENT_KEYS = {"customers": "customer_id", "plans": "plan_id"}
-#: One parent, for log lines ("Skipping plan <id> in plan_charges: ...").
-PARENT_NOUNS = {"customers": "customer", "plans": "plan"}
-
-
 class ListStream(MetronomeStream):
     """A list endpoint as a declaration: full table, one item per record.
 
     Account-wide (`parent = None`): every page of `path`. Per parent
     (`parent = "customers"` or `"plans"`): `path` holds `{customer_id}` or
     `{plan_id}`; every parent's pages are read in one fan-out, each record gets
-    the parent's id, and a parent that answers a status in `skip_statuses` (404:
-    deleted since the listing) is skipped with a WARNING and counted.
+    the parent's id, and a parent that answers a status in `skip_statuses`
+    (by default its parent's: `partitions.SKIPPABLE_STATUSES`) is skipped with a
+    WARNING and counted.
     """
 
     replication_key = None
     #: Fixed query parameters and, for POST, the fixed JSON body.
     params: ClassVar[Mapping[str, Any]] = {}
     body: ClassVar[Mapping[str, Any] | None] = None
-    parent: ClassVar[Literal["customers", "plans"] | None] = None
+    parent: ClassVar[Parent | None] = None
     #: Where the parent's id goes: the path (`{customer_id}`) or the JSON body.
     parent_in: ClassVar[Literal["path", "body"]] = "path"
-    #: Statuses for which one parent is skipped (WARNING, counted), not the run.
-    skip_statuses: ClassVar[frozenset[int]] = SKIPPABLE_STATUSES
+    #: Statuses for which one parent is skipped (WARNING, counted), not the run;
+    #: None: the parent's (per customer 400 and 404, per plan 404).
+    skip_statuses: ClassVar[frozenset[int] | None] = None
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every item, or every parent's items, in the order the API lists them."""
@@ -385,7 +380,7 @@ class ListStream(MetronomeStream):
         partitions: Partitions[list[dict[str, Any]]] = Partitions(
             self,
             self.services.parent_ids(self.parent, self.name, dry_run=self.dry_run),
-            noun=PARENT_NOUNS[self.parent],
+            parent=self.parent,
             skippable=self.skip_statuses,
         )
         rows = 0

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from tap_metronome.pagination import PageStyle
 from tap_metronome.streams.base import ListStream
-
-#: A customer whose listing answers 400 (not on contracts) or 404 (deleted since
-#: the customers listing) is skipped for that stream only.
-CUSTOMER_SKIPPABLE = frozenset({400, 404})
 
 
 class ContractsStream(ListStream):
@@ -25,10 +22,8 @@ class ContractsStream(ListStream):
     parent = "customers"
     parent_in = "body"
     body: ClassVar[dict[str, Any]] = {"include_archived": True}
-    cursor_in = "body"
-    cursor_name = "cursor"
+    page_style = PageStyle.BODY_CURSOR_PAGE_CURSOR_FIELD
     max_page_size = 20
-    skip_statuses = CUSTOMER_SKIPPABLE
     primary_keys: ClassVar[list[str]] = ["id"]
 
 
@@ -45,7 +40,6 @@ class BalancesStream(ListStream):
         "include_balance": True,
         "include_contract_balances": True,
     }
-    cursor_in = "body"
+    page_style = PageStyle.BODY_CURSOR_PAGE
     max_page_size = 25
-    skip_statuses = CUSTOMER_SKIPPABLE
     primary_keys: ClassVar[list[str]] = ["id"]

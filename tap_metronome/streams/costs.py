@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -32,10 +31,6 @@ from tap_metronome.windows import (
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-
-#: Costs answer 400 for a customer whose plan has a UNIQUE-type billable metric
-#: (unsupported by the endpoint), 404 for one deleted since the listing.
-COSTS_SKIPPABLE = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND})
 
 #: STATE messages per customer_costs sync, so total STATE bytes grow linearly with
 #: customers (the SDK's default of one full state per partition is quadratic).
@@ -132,7 +127,7 @@ class CustomerCostsStream(MetronomeStream):
         # fetch (and work out a customer's windows, a pure function of its bookmark).
         since = {cid: bookmarks.get(cid) for cid in customer_ids}
         partitions: Partitions[list[dict[str, Any]]] = Partitions(
-            self, customer_ids, noun="customer", skippable=COSTS_SKIPPABLE
+            self, customer_ids, parent="customers"
         )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))
         idle_days = rows = duplicates = 0

@@ -50,5 +50,4 @@ class CustomerPlansStream(ListStream):
     name = "customer_plans"
     path = "/v1/customers/{customer_id}/plans"
     parent = "customers"
-    skip_statuses: ClassVar[frozenset[int]] = frozenset({400, 404})
     primary_keys: ClassVar[list[str]] = ["customer_id", "id"]

@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 #: The state key of both streams' bookmarks: {date: [customer ids]}.
 REREAD_FROM = "reread_from"
-#: 400 (a customer the endpoint does not serve) or 404 (deleted since the listing).
-INVOICES_SKIPPABLE = frozenset({400, 404})
 INVOICES_PATH = "/v1/customers/{customer_id}/invoices"
 
 #: Line item fields that tell one line item of an invoice from another (not its
@@ -273,8 +271,7 @@ class InvoiceFamilyStream(MetronomeStream):
         partitions: Partitions[CustomerInvoices] = Partitions(
             self,
             customer_ids,
-            noun="customer",
-            skippable=INVOICES_SKIPPABLE,
+            parent="customers",
             on_skip=shared.spill.put_skip if tee and shared.spill else None,
         )
         flush_every = max(1, -(-len(customer_ids) // STATE_WRITES_PER_SYNC))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from tap_metronome.client import MetronomeAPIError, MetronomeClient
 from tap_metronome.errors import one_line
@@ -33,11 +33,22 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = TypeVar("P")
 
-#: Statuses that concern one partition only, unless a stream says otherwise: 404
-#: (a customer or plan deleted since the listing). Costs add 400 (a customer whose
-#: plan has a UNIQUE-type billable metric, which that endpoint does not support).
+#: The parents a stream can fan out over.
+Parent = Literal["customers", "plans"]
+#: What a parent's id is called in a child's path and records.
+PARENT_KEYS: dict[str, str] = {"customers": "customer_id", "plans": "plan_id"}
+#: One parent, for log lines ("Skipping plan <id> in plan_charges: ...").
+PARENT_NOUNS: dict[str, str] = {"customers": "customer", "plans": "plan"}
+#: Statuses that concern one partition only, by parent, unless a stream says
+#: otherwise. A per-customer endpoint answers 404 for a customer deleted since
+#: the listing and 400 for one it does not serve (costs: a plan with a
+#: UNIQUE-type billable metric; contracts, balances, invoices: a customer of
+#: the other billing model); a per-plan one, 404 for a plan deleted since.
 #: Any other 4xx means the request itself is wrong and stops the run.
-SKIPPABLE_STATUSES = frozenset({HTTPStatus.NOT_FOUND})
+SKIPPABLE_STATUSES: dict[str, frozenset[int]] = {
+    "customers": frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND}),
+    "plans": frozenset({HTTPStatus.NOT_FOUND}),
+}
 
 #: Why one partition is skipped: a skippable status, or an id never put in a path.
 SkipReason = MetronomeAPIError | UnsafeIdError
@@ -220,22 +231,24 @@ class Partitions(Generic[R]):
         stream: MetronomeStream,
         parent_ids: list[str],
         *,
-        noun: str,
-        skippable: frozenset[int] = SKIPPABLE_STATUSES,
+        parent: Parent,
+        skippable: frozenset[int] | None = None,
         on_skip: Callable[[str, SkipReason], None] | None = None,
     ) -> None:
         self.stream = stream
         self.on_skip = on_skip
-        self.skippable_statuses = skippable
+        self.skippable_statuses = (
+            SKIPPABLE_STATUSES[parent] if skippable is None else skippable
+        )
         self.services = stream.services
         # A dry run (`--test`) reads one partition: one request per stream.
         self.parent_ids = parent_ids[:1] if stream.dry_run else parent_ids
-        self.noun = noun
+        self.noun = PARENT_NOUNS[parent]
         self.skipped = 0
         self.finished = 0
         self.progress = Progress(
             stream=stream.name,
-            noun=noun,
+            noun=self.noun,
             total=len(self.parent_ids),
             interval=self.services.settings.progress_interval_seconds,
             client=self.services.client,
@@ -249,7 +262,7 @@ class Partitions(Generic[R]):
     def fetch(self, work: Callable[[str], R]) -> Generator[tuple[str, R], None, None]:
         """`(parent id, work(parent id))` as partitions finish, on worker threads.
 
-        A partition whose request answers a skippable status (404; costs: 400),
+        A partition whose request answers a skippable status (`SKIPPABLE_STATUSES`),
         or whose id cannot go in a path (`paths.with_id`), is skipped (WARNING,
         counted); any other error cancels the rest and stops the stream.
         """

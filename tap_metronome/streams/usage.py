@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_metronome.errors import InputError, ResponseError, one_line
+from tap_metronome.pagination import PageStyle
 from tap_metronome.seen import digest
 from tap_metronome.state import one_bookmark
 from tap_metronome.streams.base import MetronomeStream
@@ -57,7 +58,7 @@ class UsageStream(MetronomeStream):
     name = "usage"
     path = "/v1/usage"
     method = "POST"
-    max_page_size = 0  # the endpoint takes no `limit`
+    page_style = PageStyle.CURSOR_PAGE_WITHOUT_LIMIT
     primary_keys: ClassVar[list[str]] = [
         "customer_id",
         "billable_metric_id",
