@@ -15,9 +15,12 @@ requests in 45 s, and costs kept every copy in memory. The listing stops with a
 `PaginationError` (one line naming the stream and the request; exit 2) when
 
 - a cursor comes back (a cycle of cursors, of any length);
-- 5 pages in a row repeat pages already read (empty pages between them do not
-  break the row): a legitimate API does not serve a page twice, but one page
-  served again (an insert shifting an offset at page size 1) must not stop a run;
+- 5 pages in a row are each a page read twice already (empty pages and second
+  sightings between them do not break the row): an API may serve a page a
+  second time (a customer listed both as active and as archived lists its usage
+  series twice; an insert shifting an offset), which must not stop a run, but
+  a third time only an API that ignores the cursor (or cycles through old
+  pages) does;
 - 200 pages in a row bring nothing new: the API returns an empty page with a
   cursor now and then, never hundreds in a row; an empty listing re-sent under
   fresh cursors costs those 200 requests (25 s at the default pace).
@@ -33,9 +36,10 @@ items forever cannot be told, at this depth, from a long listing; each of its
 pages writes new records. Where the request bounds the answer (a costs window of
 D days holds at most D items) a cap could stop that too; it is not here, since
 only `streams/costs.py` knows its windows, and the rule above already ends costs'
-endless listing after 6 requests a window.
+endless listing after 7 requests a window.
 
-Pages, not items, are remembered: 8 bytes per page read (`seen.SeenKeys`), where
+Pages, not items, are remembered: 8 bytes per page read (`seen.SeenKeys`; 8 more
+for a page read twice), where
 items would cost 8 bytes per item of one listing (usage is one listing of
 millions of rows, kept flat on purpose), and a page catches what goes wrong here
 (its own first page again, or a cycle of old pages under fresh cursors). A page
@@ -135,7 +139,8 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
     #: is taken to be endless: the API returns an empty page with a cursor now
     #: and then, never hundreds in a row.
     MAX_IDLE_PAGES = 200
-    #: Of those, repeated (non-empty) pages after which it is taken to be endless.
+    #: Of those, pages served a third time or more after which it is taken to be
+    #: endless (a second sighting alone can be an item listed twice).
     MAX_REPEATED_PAGES = 5
 
     def __init__(self, stream: str, request: str) -> None:
@@ -144,6 +149,8 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
         self.request = request
         self._seen: set[str] = set()
         self._pages = SeenKeys()
+        #: Pages seen twice already (a third sighting counts toward the stop).
+        self._twice = SeenKeys()
         self._idle = 0
         self._repeated = 0
         #: Pages of this listing skipped because they repeated one already read.
@@ -156,20 +163,25 @@ class MetronomeCursorPaginator(BaseAPIPaginator[str | None]):
         `MAX_REPEATED_PAGES` repeated pages or `MAX_IDLE_PAGES` pages with
         nothing new; a repeated last page ends the listing anyway.
         """
-        if page.records and self._pages.add(hash(_ENCODER.encode(page.records))):
+        page_key = hash(_ENCODER.encode(page.records)) if page.records else 0
+        if page.records and self._pages.add(page_key):
             self._idle = self._repeated = 0
             return True
         self._idle += 1
         if page.records:
-            self._repeated += 1
             self.repeated_pages += 1
+            # A page served a second time can be the API listing something twice
+            # (a customer both active and archived lists its usage series twice);
+            # only a third sighting is a loop.
+            if not self._twice.add(page_key):
+                self._repeated += 1
         if page.next_page is None:
             return False
         where = f"Stream {self.stream}: {self.request} returned"
         if self._repeated >= self.MAX_REPEATED_PAGES:
             msg = (
                 f"{where} {self._repeated} pages in a row that repeat a page of this "
-                "listing already read, each with a new cursor (is the cursor "
+                "listing already read twice, each with a new cursor (is the cursor "
                 "ignored?); stopping instead of paging forever"
             )
             raise PaginationError(msg)

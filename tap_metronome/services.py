@@ -128,11 +128,11 @@ class Services:
         self.host.state_writer.write_state(cast("TapState", self.host.state))
 
     def _list_parent(self, parent: str) -> Iterable[dict[str, Any]]:
-        listing = getattr(self.host.streams[parent], "listing", None)
-        if listing is None:
-            msg = f"{parent} is not a parent listing"
+        fetch_all = getattr(self.host.streams[parent], "fetch_all", None)
+        if fetch_all is None:
+            msg = f"{parent} is not a parent stream"
             raise TypeError(msg)
-        items: Iterable[dict[str, Any]] = listing()
+        items: Iterable[dict[str, Any]] = fetch_all()
         return items
 
     def parent_ids(self, parent: str, child: str, *, dry_run: bool) -> list[str]:

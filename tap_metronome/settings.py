@@ -76,12 +76,12 @@ class Settings:
     progress_interval_seconds: float = DEFAULTS["progress_interval_seconds"]
     user_agent: str | None = DEFAULTS["user_agent"]
 
-    def costs_start(self) -> date:
-        """The first UTC day of costs: `start_date`'s day."""
+    def first_day(self) -> date:
+        """The first UTC day the day-based streams read (costs, invoices, usage)."""
         return self.start_date.date()
 
-    def costs_end(self, now: datetime) -> date:
-        """The exclusive end day of costs this run reads.
+    def end_day(self, now: datetime) -> date:
+        """The exclusive end day the day-based streams read in this run.
 
         `end_date` (a time inside a day includes that day), but never past the end
         of the current UTC day: later days cannot have costs yet, and a bookmark

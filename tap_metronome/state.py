@@ -15,9 +15,10 @@ from typing import Any, Protocol
 
 import msgspec
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.errors import InputError, one_line
 from tap_metronome.times import instant_text, parse_date, parse_instant
-from tap_metronome.windows import CustomerBookmarks, end_of_today
+from tap_metronome.windows import end_of_today
 
 #: Future bookmarks named one by one in the log before the rest are counted.
 NAMED_IN_LOG = 20

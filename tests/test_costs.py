@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.records import cost_rows
 from tap_metronome.settings import parse_settings
 from tap_metronome.streams import STATE_WRITES_PER_SYNC
 from tap_metronome.windows import (
-    CustomerBookmarks,
     Window,
     day_windows,
     end_of_today,
@@ -79,7 +79,7 @@ def costs_days(start_date: str, end_date: str | None = None) -> tuple[date, date
     config = {"auth_token": "t", "start_date": start_date, "end_date": end_date}
     settings, errors, _ = parse_settings(config, now=NOW)
     assert settings is not None, errors
-    return settings.costs_start(), settings.costs_end(NOW)
+    return settings.first_day(), settings.end_day(NOW)
 
 
 def test_start_and_end_dates_align_to_utc_days():
@@ -128,7 +128,10 @@ def test_bookmarks_round_trip_grouped_by_date():
     state = bookmarks.to_state()
     assert state == {"2024-02-01": ["c"], "2024-03-01": ["a", "b"]}
     again, future = CustomerBookmarks.from_state(
-        {"synced_until": state}, latest=date(2024, 3, 1)
+        {"synced_until": state},
+        latest=date(2024, 3, 1),
+        stream="customer_costs",
+        key="synced_until",
     )
     assert again.to_state() == state
     assert future == {}
@@ -144,7 +147,11 @@ def test_bookmarks_of_customers_no_longer_listed_are_counted_not_read():
         "synced_until": {"2024-03-01": ["a", "gone-1", upper], "2024-02-01": ["gone-2"]}
     }
     bookmarks, future = CustomerBookmarks.from_state(
-        state, latest=date(2024, 3, 1), listed=["a", str(uuid.UUID(int=7))]
+        state,
+        latest=date(2024, 3, 1),
+        stream="customer_costs",
+        key="synced_until",
+        listed=["a", str(uuid.UUID(int=7))],
     )
     assert bookmarks.to_state() == {"2024-03-01": sorted(["a", str(uuid.UUID(int=7))])}
     assert bookmarks.forgotten == 2
@@ -520,7 +527,10 @@ def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
     )
     last_state = next(m["value"] for m in reversed(partial) if m["type"] == "STATE")
     done, _ = CustomerBookmarks.from_state(
-        last_state["bookmarks"]["customer_costs"], latest=end_of_today()
+        last_state["bookmarks"]["customer_costs"],
+        latest=end_of_today(),
+        stream="customer_costs",
+        key="synced_until",
     )
     assert 0 < len(done) < 40
 

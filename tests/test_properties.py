@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.errors import InputError, _one_line_by_character, one_line
 from tap_metronome.listings import _CHUNK, _Listing
 from tap_metronome.listings import _ENCODER as _LISTING_ENCODER
@@ -26,7 +27,6 @@ from tap_metronome.settings import (
     parse_instant,
     parse_settings,
 )
-from tap_metronome.windows import CustomerBookmarks
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 TOKEN = "sk-PROPERTY-TOKEN-31337"
@@ -178,7 +178,10 @@ def test_any_costs_state_is_read_or_refused_naming_the_state(state):
     message = ""
     try:
         CustomerBookmarks.from_state(
-            {"synced_until": state}, latest=NOW.date() + timedelta(days=1)
+            {"synced_until": state},
+            latest=NOW.date() + timedelta(days=1),
+            stream="customer_costs",
+            key="synced_until",
         )
     except InputError as exc:
         message = str(exc)

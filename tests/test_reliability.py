@@ -7,8 +7,9 @@ import random
 
 import pytest
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.streams import STREAM_TYPES
-from tap_metronome.windows import CustomerBookmarks, end_of_today
+from tap_metronome.windows import end_of_today
 from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import (
     FAULTS,
@@ -100,7 +101,10 @@ def test_faults_beyond_retries_fail_clearly_and_keep_state_valid(
     assert_clean_stdout(run)
     state = run.final_state
     bookmarks, _ = CustomerBookmarks.from_state(
-        state["bookmarks"]["customer_costs"], latest=end_of_today()
+        state["bookmarks"]["customer_costs"],
+        latest=end_of_today(),
+        stream="customer_costs",
+        key="synced_until",
     )
     # All 5 complete customers: the bookmarks are written on the way out too.
     assert len(bookmarks) == 5

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.output import BufferedRecordWriter
 from tap_metronome.pagination import PageStyle, iter_pages
@@ -29,7 +30,7 @@ from tap_metronome.seen import SeenKeys
 from tap_metronome.state import customer_bookmarks
 from tap_metronome.streams.partitions import PARENT_KEYS, Parent, Partitions
 from tap_metronome.unexpected import UnexpectedValues
-from tap_metronome.windows import CustomerBookmarks, end_of_today
+from tap_metronome.windows import end_of_today
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -308,14 +309,15 @@ def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
 class ParentStream(MetronomeStream):
     """A listing other streams need the ids of (customers, plans).
 
-    `listing()` reads it; the tap's listing cache (`listings.Listings`) calls it
-    at most once per run, for this stream or for a child, whichever asks first.
+    `fetch_all()` reads it from the API; the run's listing cache
+    (`listings.Listings`) calls it at most once per run, for this stream or for
+    a child, whichever asks first.
     """
 
     replication_key = None
 
-    def listing(self) -> Iterator[dict[str, Any]]:
-        """Every item of the listing, each with a string `id`."""
+    def fetch_all(self) -> Iterator[dict[str, Any]]:
+        """Every item of the parent endpoint, each with a string `id`."""
         raise NotImplementedError
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:

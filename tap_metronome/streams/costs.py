@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.paths import with_id
 from tap_metronome.records import cost_rows
 from tap_metronome.streams.base import MetronomeStream
@@ -22,7 +23,6 @@ from tap_metronome.times import parse_date_time
 from tap_metronome.unexpected import COLUMN
 from tap_metronome.windows import (
     SYNCED_UNTIL,
-    CustomerBookmarks,
     Window,
     day_windows,
     start_for,
@@ -116,8 +116,8 @@ class CustomerCostsStream(MetronomeStream):
         between rows: the bookmarks then cover the windows whose rows are out.
         """
         settings = self.services.settings
-        self._start = settings.costs_start()
-        self._end = settings.costs_end(datetime.now(UTC))
+        self._start = settings.first_day()
+        self._end = settings.end_day(datetime.now(UTC))
         customer_ids, complete_listing = self.customer_ids()
         # Of customers still listed (those gone were dropped with the listing).
         bookmarks = self.read_bookmarks(customer_ids if complete_listing else None)

@@ -15,7 +15,7 @@ class CustomersStream(ParentStream):
     path = "/v1/customers"
     primary_keys: ClassVar[list[str]] = ["id"]
 
-    def listing(self) -> Iterator[dict[str, Any]]:
+    def fetch_all(self) -> Iterator[dict[str, Any]]:
         """Each customer once, even if it was archived between the two passes.
 
         Read once per run, by whichever stream needs customers first (the tap's

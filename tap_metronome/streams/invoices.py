@@ -225,7 +225,7 @@ class InvoiceFamilyStream(MetronomeStream):
         """Each customer's rows, then its bookmark; STATE a bounded number of times."""
         settings = self.services.settings
         today = datetime.now(UTC).date()
-        start = settings.costs_start()
+        start = settings.first_day()
         customer_ids, complete_listing = self.customer_ids()
         listed = customer_ids if complete_listing else None
         bookmarks = self.read_bookmarks(listed)  # of customers still listed

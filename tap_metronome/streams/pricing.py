@@ -18,7 +18,7 @@ class PlansStream(ParentStream):
     path = "/v1/plans"
     primary_keys: ClassVar[list[str]] = ["id"]
 
-    def listing(self) -> Iterator[dict[str, Any]]:
+    def fetch_all(self) -> Iterator[dict[str, Any]]:
         """Every plan as listed (a repeat is skipped, and logged, in post_process)."""
         for plan in self.list_items(self.path):
             item_id(plan, stream=self.name, path=self.path)

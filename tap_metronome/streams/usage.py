@@ -95,7 +95,7 @@ class UsageStream(MetronomeStream):
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """One query over every customer; repeats are looked for within a series."""
         settings = self.services.settings
-        end = settings.costs_end(datetime.now(UTC))
+        end = settings.end_day(datetime.now(UTC))
         bookmark = self.bookmark()
         customers = customer_filter(settings.customer_ids)
         if bookmark is not None and self.stream_state.get(CUSTOMER_FILTER, ALL) != (
@@ -109,7 +109,7 @@ class UsageStream(MetronomeStream):
             bookmark = None
         first = start_for(
             bookmark,
-            start=settings.costs_start(),
+            start=settings.first_day(),
             lookback_days=settings.usage_lookback_days,
         )
         if first >= end:
