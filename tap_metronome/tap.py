@@ -45,6 +45,8 @@ class TapMetronome(Tap):
     name = "tap-metronome"
     package_name = "tap-metronome"
     message_writer_class = BufferedRecordWriter
+    #: The streams this tap offers; the state check asks each to clean its own.
+    stream_types: tuple[type[streams.MetronomeStream], ...] = streams.STREAM_TYPES
 
     #: Generated from the settings table, `setting_table.SETTINGS`.
     config_jsonschema = setting_table.config_jsonschema()
@@ -73,7 +75,7 @@ class TapMetronome(Tap):
         if validate_config:
             if errors:
                 raise ConfigValidationError("Config validation failed", errors=errors)
-            state = read_state(state, self.logger, streams.STREAM_TYPES)
+            state = read_state(state, self.logger, self.stream_types)
         self.settings: Settings | None = settings
         #: What the streams share (settings, client, listings, stop, metrics).
         self.services = Services(
@@ -227,6 +229,4 @@ class TapMetronome(Tap):
 
     def discover_streams(self) -> list[streams.MetronomeStream]:
         """One instance of every stream (the SDK syncs them in name order)."""
-        return [
-            stream_type(self, self.services) for stream_type in streams.STREAM_TYPES
-        ]
+        return [stream_type(self, self.services) for stream_type in self.stream_types]
