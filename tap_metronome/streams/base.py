@@ -67,6 +67,9 @@ class MetronomeStream(Stream):
     page_style: ClassVar[PageStyle] = PageStyle.CURSOR_PAGE
     #: The largest `limit` the endpoint accepts.
     max_page_size: ClassVar[int] = 100
+    #: What a record is, beyond "An item of <method> <path>.": the schema's
+    #: description (`scripts/generate_schemas.py`).
+    description: ClassVar[str] = ""
     #: Items skipped in this run because the API listed them a second time.
     repeats_skipped = 0
     #: Pages this stream requested in this run (summary lines).
