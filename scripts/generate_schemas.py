@@ -13,8 +13,14 @@ script writes. The policy (docs/architecture.md, "Schemas"):
   (their values go into the description as "Known values"), `required` only for
   the primary key and replication key. A property the spec does not require may
   also be null.
-- Keys the tap adds (`plan_id` on plan charges, the costs row's columns) are
-  declared here, first.
+- Which endpoint, method, keys, replication key, parent and description: the
+  stream's class (`tap_metronome.streams.STREAM_TYPES`), so adding a stream is
+  adding its class and running this script (and its official client type to
+  `CLIENT_MODELS`).
+- Columns the tap adds come first: a per-parent stream's parent id when the
+  item has none (`plan_id` on plan charges), the columns a stream declares in
+  `added_columns` (a key lifted out of the item); the rows the tap builds
+  (`BUILT_BY_THE_TAP`: costs, invoice line items) are declared here.
 """
 
 from __future__ import annotations
@@ -28,9 +34,13 @@ import re
 import sys
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tap_metronome.streams import STREAM_TYPES, CustomerCostsStream, MetronomeStream
+from tap_metronome.streams.invoices import InvoiceLineItemsStream
+from tap_metronome.streams.partitions import PARENT_KEYS, PARENT_NOUNS
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "spec" / "metronome-openapi.json"
@@ -41,106 +51,55 @@ KEPT = ("type", "format", "description", "items", "properties", "additionalPrope
 
 
 @dataclass(frozen=True)
-class Listing:
-    """A stream whose records are the items of one list endpoint."""
+class Endpoint:
+    """A list endpoint of the spec: its method (lower case, as under `paths`) and path."""
 
     method: str
     path: str
-    keys: tuple[str, ...]
-    replication_key: str | None = None
-    description: str = ""
-    added: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stream: type[MetronomeStream]) -> Endpoint:
+        """The endpoint a stream class reads (its `method` and `path`)."""
+        return cls(stream.method.lower(), stream.path)
+
+    def __str__(self) -> str:
+        return f"{self.method.upper()} {self.path}"
 
 
 UUID = {"type": "string", "format": "uuid"}
-LISTINGS: dict[str, Listing] = {
-    "customers": Listing(
-        "get",
-        "/v1/customers",
-        ("id",),
-        description="Active and archived customers.",
-    ),
-    "plans": Listing("get", "/v1/plans", ("id",)),
-    "plan_charges": Listing(
-        "get",
-        "/v1/planDetails/{plan_id}/charges",
-        ("plan_id", "id"),
-        added={
-            "plan_id": UUID
-            | {"description": "The plan (added by the tap; the API item has none)."}
-        },
-    ),
-    "customer_plans": Listing(
-        "get",
-        "/v1/customers/{customer_id}/plans",
-        ("customer_id", "id"),
-        added={
-            "customer_id": UUID
-            | {"description": "The customer (added by the tap; the API item has none)."}
-        },
-    ),
-    "contracts": Listing(
-        "post",
-        "/v2/contracts/list",
-        ("id",),
-        description="Archived contracts included (include_archived true).",
-    ),
-    "balances": Listing(
-        "post",
-        "/v1/contracts/customerBalances/list",
-        ("id",),
-        description=(
-            "A commit or a credit (type PREPAID, POSTPAID or CREDIT), archived ones "
-            "and contract-level ones included, with its balance."
-        ),
-        added={
-            "customer_id": UUID
-            | {"description": "The customer (added by the tap; the API item has none)."}
-        },
-    ),
-    "invoices": Listing(
-        "get",
-        "/v1/customers/{customer_id}/invoices",
-        ("id",),
-        replication_key="start_timestamp",
-        description=(
-            "DRAFT, FINALIZED and VOID invoices; start_timestamp (the billing period's "
-            "start) is the replication key."
-        ),
-    ),
-    "credit_types": Listing("get", "/v1/credit-types/list", ("id",)),
-    "billable_metrics": Listing(
-        "get",
-        "/v1/billable-metrics",
-        ("id",),
-        description="Archived metrics included (include_archived=true).",
-    ),
-    "products": Listing(
-        "post",
-        "/v1/contract-pricing/products/list",
-        ("id",),
-        description="Archived products included (archive_filter ALL).",
-    ),
-    "rate_cards": Listing("post", "/v1/contract-pricing/rate-cards/list", ("id",)),
-    "usage": Listing(
-        "post",
-        "/v1/usage",
-        ("customer_id", "billable_metric_id", "start_timestamp"),
-        replication_key="start_timestamp",
-        description=(
-            "Usage of one customer and billable metric in one window (a UTC day, or "
-            "an hour with usage_window_size hour), every customer at once."
-        ),
-    ),
-    "audit_logs": Listing(
-        "get",
-        "/v1/auditLogs",
-        ("id",),
-        replication_key="timestamp",
-        description="The account's change log, oldest first; timestamp is the "
-        "replication key.",
-    ),
-}
+
+
+def key_columns(stream: type[MetronomeStream]) -> list[str]:
+    """The stream's primary key, then its replication key: the required columns."""
+    keys = [*(stream.primary_keys or ()), stream.replication_key]
+    return [key for key in dict.fromkeys(keys) if key]
+
+
+def parent_column(parent: str) -> dict[str, Any]:
+    """The column of a parent's id that the tap adds to an item without one."""
+    noun = PARENT_NOUNS[parent]
+    return UUID | {
+        "description": f"The {noun} (added by the tap; the API item has none)."
+    }
+
+
+def added_columns(
+    stream: type[MetronomeStream], item: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The columns the tap adds to the stream's items, declared before the item's.
+
+    A per-parent list stream's records carry the parent's id (`ListStream.record`):
+    declared here when the API's item has no such field (balances: the customer
+    goes in the request body and not in the answer; contracts' items have their
+    own `customer_id`). Then the columns the stream declares in `added_columns`.
+    """
+    added: dict[str, dict[str, Any]] = {}
+    parent = getattr(stream, "parent", None)
+    if parent and PARENT_KEYS[parent] not in item.get("properties", {}):
+        added[PARENT_KEYS[parent]] = parent_column(parent)
+    for name, schema in getattr(stream, "added_columns", {}).items():
+        added[name] = dict(schema)
+    return added
 
 
 #: The official client's (metronome-sdk) type of one item of each stream's
@@ -307,9 +266,9 @@ class Spec:
             node = {**node, "description": description}
         return node
 
-    def item_schema(self, listing: Listing) -> dict[str, Any]:
+    def item_schema(self, endpoint: Endpoint) -> dict[str, Any]:
         """The schema of one `data` item of the endpoint's 200 answer."""
-        operation = self.document["paths"][listing.path][listing.method]
+        operation = self.document["paths"][endpoint.path][endpoint.method]
         content = operation["responses"]["200"]["content"]["application/json"]
         page = self.resolve(content["schema"])
         return self.resolve(page["properties"]["data"]["items"])
@@ -454,40 +413,35 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "type": [*types, "null"]}
 
 
-def listing_schema(spec: Spec, name: str, listing: Listing) -> dict[str, Any]:
-    """A stream of `listing`'s items: the item's fields, keys required."""
-    item = spec.convert(spec.item_schema(listing))
+def listing_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
+    """A stream of one endpoint's items: the item's fields, keys required.
+
+    Endpoint, keys, parent, added columns and description: the stream's class.
+    """
+    endpoint = Endpoint.of(stream)
+    item = spec.convert(spec.item_schema(endpoint))
     properties = {
-        **listing.added,
+        **added_columns(stream, item),
         **item.get("properties", {}),
     }
-    client_fields(properties, _client_type(CLIENT_MODELS[name]))
-    for key in listing.keys:  # a key is never null
+    client_fields(properties, _client_type(CLIENT_MODELS[stream.name]))
+    for key in stream.primary_keys or ():  # a key is never null
         schema = properties[key]
         kind = schema.get("type")
         if isinstance(kind, list):
             schema["type"] = next(t for t in kind if t != "null")
-    what = f"An item of {listing.method.upper()} {listing.path}"
     return _stream(
-        name,
-        f"{what}. {listing.description}".strip(),
-        keys=list(
-            dict.fromkeys(
-                [
-                    *listing.keys,
-                    *([listing.replication_key] if listing.replication_key else []),
-                ]
-            )
-        ),
+        stream.name,
+        f"An item of {endpoint}. {stream.description}".strip(),
+        keys=key_columns(stream),
         properties=properties,
     )
 
 
-def line_items_schema(spec: Spec) -> dict[str, Any]:
+def line_items_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
     """`invoice_line_items`: the line items of `invoices`, one row each, keyed by the tap."""
-    invoice = spec.resolve(
-        spec.item_schema(Listing("get", "/v1/customers/{customer_id}/invoices", ()))
-    )
+    endpoint = Endpoint.of(stream)
+    invoice = spec.resolve(spec.item_schema(endpoint))
     line = spec.convert(invoice["properties"]["line_items"])["items"]
     properties = {
         "invoice_id": UUID | {"description": "The invoice (added by the tap)."},
@@ -512,19 +466,18 @@ def line_items_schema(spec: Spec) -> dict[str, Any]:
     }
     client_fields(properties, _client_type("v1.customers.invoice.LineItem"))
     return _stream(
-        "invoice_line_items",
-        "A line item of an invoice of GET /v1/customers/{customer_id}/invoices, read "
-        "from the same responses as the invoices stream.",
-        keys=["invoice_id", "line_item_key", "invoice_start_timestamp"],
+        stream.name,
+        f"A line item of an invoice of {endpoint}, read from the same responses as "
+        "the invoices stream.",
+        keys=key_columns(stream),
         properties=properties,
     )
 
 
-def costs_schema(spec: Spec) -> dict[str, Any]:
+def costs_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
     """`customer_costs`: one row per Costs item and credit type (built by the tap)."""
-    item = spec.resolve(
-        spec.item_schema(Listing("get", "/v1/customers/{customer_id}/costs", ()))
-    )
+    endpoint = Endpoint.of(stream)
+    item = spec.resolve(spec.item_schema(endpoint))
     day = {
         name: spec.convert(item["properties"][name])
         for name in ("start_timestamp", "end_timestamp")
@@ -532,8 +485,7 @@ def costs_schema(spec: Spec) -> dict[str, Any]:
     per_credit_type = spec.resolve(item["properties"]["credit_types"])
     entry = spec.convert(per_credit_type["additionalProperties"])["properties"]
     properties = {
-        "customer_id": UUID
-        | {"description": "The customer (added by the tap; the API item has none)."},
+        "customer_id": parent_column("customers"),
         "start_timestamp": day["start_timestamp"]
         | {"description": "Start of the UTC day (inclusive)."},
         "end_timestamp": day["end_timestamp"]
@@ -549,13 +501,20 @@ def costs_schema(spec: Spec) -> dict[str, Any]:
         "line_item_breakdown": _nullable(entry["line_item_breakdown"]),
     }
     return _stream(
-        "customer_costs",
-        "One customer's cost for one UTC day in one credit type: a Costs item of GET "
-        "/v1/customers/{customer_id}/costs with its credit_types map turned into "
-        'rows. Amounts are in the credit type\'s unit ("USD (cents)" is cents).',
-        keys=["customer_id", "start_timestamp", "end_timestamp", "credit_type_id"],
+        stream.name,
+        "One customer's cost for one UTC day in one credit type: a Costs item of "
+        f"{endpoint} with its credit_types map turned into rows. Amounts are in the "
+        'credit type\'s unit ("USD (cents)" is cents).',
+        keys=key_columns(stream),
         properties=properties,
     )
+
+
+#: Streams whose rows the tap builds from the items (the others: one item, one row).
+BUILT_BY_THE_TAP = {
+    CustomerCostsStream: costs_schema,
+    InvoiceLineItemsStream: line_items_schema,
+}
 
 
 #: Where the tap keeps a value that does not match the schema (unexpected.py).
@@ -577,7 +536,14 @@ UNEXPECTED_VALUES = {
 def _stream(
     name: str, description: str, *, keys: list[str], properties: dict[str, Any]
 ) -> dict[str, Any]:
-    """A stream's schema: every field but the keys may be null."""
+    """A stream's schema: every field but the keys may be null.
+
+    The keys are required in the order of their columns.
+    """
+    missing = set(keys) - set(properties)
+    if missing:
+        msg = f"{name}: key columns {sorted(missing)} are not in the schema"
+        raise ValueError(msg)
     properties = {
         field: schema if field in keys else _nullable(schema)
         for field, schema in properties.items()
@@ -587,7 +553,7 @@ def _stream(
         "title": name,
         "description": description,
         "type": "object",
-        "required": keys,
+        "required": [field for field in properties if field in keys],
         "properties": {**properties, "_unexpected_values": UNEXPECTED_VALUES},
     }
 
@@ -596,10 +562,9 @@ def build(document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Every stream's schema, by stream name."""
     spec = Spec(copy.deepcopy(document or json.loads(SPEC.read_text())))
     schemas = {
-        name: listing_schema(spec, name, listing) for name, listing in LISTINGS.items()
+        stream.name: BUILT_BY_THE_TAP.get(stream, listing_schema)(spec, stream)
+        for stream in STREAM_TYPES
     }
-    schemas["customer_costs"] = costs_schema(spec)
-    schemas["invoice_line_items"] = line_items_schema(spec)
     return dict(sorted(schemas.items()))
 
 

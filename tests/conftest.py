@@ -21,8 +21,6 @@ from tests import tap_process
 from tests.fake_metronome import TOKEN, FakeData, FakeMetronomeApp, FakeMetronomeServer
 
 REPO = Path(__file__).resolve().parent.parent
-#: Account-wide streams' endpoints, whose requests do not grow with customers.
-ACCOUNT_WIDE_PATHS = frozenset({"/v1/usage", "/v1/auditLogs"})
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 

@@ -18,8 +18,10 @@ import pytest
 from tap_metronome.errors import EXIT_INPUT
 from tests.conftest import catalog_selecting, run_tap, run_until_killed, tap_config
 from tests.fake_metronome import EXACT_AMOUNTS, FakeData
+from tests.stream_classes import ACCOUNT_INCREMENTAL, names
 
-ACCOUNT = {"usage", "audit_logs"}
+#: usage and audit_logs.
+ACCOUNT = set(names(ACCOUNT_INCREMENTAL))
 TODAY = datetime.now(UTC).date()
 
 

@@ -20,9 +20,11 @@ import msgspec
 import pytest
 from jsonschema import Draft7Validator
 
+from tap_metronome.streams import STREAM_TYPES
 from tests import tap_process
 from tests.conftest import catalog_selecting, clean_env, run_tap, tap_config
 from tests.fake_metronome import FakeData, unexpected_values
+from tests.stream_classes import INCREMENTAL
 
 PROTOCOL = Draft7Validator(
     json.loads((Path(__file__).parent / "airbyte" / "protocol.json").read_text())
@@ -39,7 +41,7 @@ PAYLOAD = {
 }
 TRACE_PAYLOAD = {"ERROR": "error", "STREAM_STATUS": "stream_status"}
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
-ALL_STREAMS = 15
+ALL_STREAMS = len(STREAM_TYPES)
 
 
 @dataclass
@@ -267,13 +269,7 @@ def test_discover_offers_every_stream_with_keys_and_cursors(discovered):
     assert set(offered) == set(streams.STREAM_NAMES)
     assert len(offered) == ALL_STREAMS
     incremental = {n for n, s in offered.items() if s.get("source_defined_cursor")}
-    assert incremental == {
-        "customer_costs",
-        "invoices",
-        "invoice_line_items",
-        "usage",
-        "audit_logs",
-    }
+    assert incremental == INCREMENTAL
     for name, stream in offered.items():
         assert stream["json_schema"]["type"] == "object"
         assert stream["source_defined_primary_key"], name

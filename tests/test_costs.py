@@ -13,15 +13,23 @@ import pytest
 from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.records import cost_rows
 from tap_metronome.settings import parse_settings
-from tap_metronome.streams import STATE_WRITES_PER_SYNC
+from tap_metronome.streams import CustomerCostsStream
 from tap_metronome.windows import (
     Window,
     day_windows,
     end_of_today,
     start_for,
 )
-from tests.conftest import ACCOUNT_WIDE_PATHS, run_tap, run_until_killed, tap_config
+from tests.conftest import run_tap, run_until_killed, tap_config
 from tests.fake_metronome import EXACT_COSTS, FakeData
+from tests.stream_classes import (
+    ACCOUNT_LISTINGS,
+    ACCOUNT_WIDE_PATHS,
+    MAX_STATE_MESSAGES,
+    PER_CUSTOMER,
+    PER_PLAN,
+    paths,
+)
 
 START = "2024-01-01"
 END = "2024-12-31"  # exclusive: 365 days of 2024 (a leap year), 4 windows of <= 100
@@ -339,7 +347,7 @@ def test_state_messages_are_bounded_and_cover_written_records(full_run):
     states = [m for m in run.messages if m["type"] == "STATE"]
     # costs, invoices and invoice_line_items write bookmarks about 20 times each;
     # every other stream once.
-    assert len(states) <= 3 * STATE_WRITES_PER_SYNC + 16
+    assert len(states) <= MAX_STATE_MESSAGES
     # Every customer named in a STATE message already had all its rows written.
     written: set[str] = set()
     rows_by_customer: dict[str, int] = {}
@@ -394,13 +402,15 @@ def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
     )
     assert "2 archived customers not re-read" in second.stderr
     # A daily run: one costs request per active customer plus the listings
-    # (customers: active and archived; plans, 4 plans' charges, 4 pricing catalog
-    # listings), and one request per customer for each of customer plans,
-    # invoices (shared by invoice_line_items), contracts and balances.
+    # (customers: active and archived; plans, each of the 4 plans' per-plan
+    # endpoints, each pricing catalog listing), and one request per customer for
+    # each other per-customer endpoint: customer plans, invoices (shared by
+    # invoice_line_items), contracts and balances.
     # (usage and audit_logs are counted in tests/test_account_streams.py.)
+    per_customer = paths(PER_CUSTOMER) - {CustomerCostsStream.path}
     assert server.app.count(lambda p: p not in ACCOUNT_WIDE_PATHS) == (
-        8 + 2 + 1 + 4 + 4 + 4 * 10
-    )
+        8 + 2 + 1 + 4 * len(paths(PER_PLAN)) + len(ACCOUNT_LISTINGS)
+    ) + 10 * len(per_customer)
 
     rows = second.records("customer_costs")
     assert {r["start_timestamp"] for r in rows} <= {
@@ -606,7 +616,7 @@ def test_state_messages_grow_linearly_with_customers(fake_api, tmp_path):
         final_bytes = len(states[-1].encode())
         # Costs and both invoice streams write bookmarks about 20 times each;
         # other streams add one each.
-        assert len(states) <= 3 * STATE_WRITES_PER_SYNC + 16
+        assert len(states) <= MAX_STATE_MESSAGES
         assert sum(len(line.encode()) for line in states) <= len(states) * final_bytes
         synced = run.final_state["bookmarks"]["customer_costs"]["synced_until"]
         assert len(synced["2024-06-02"]) == 400

@@ -10,6 +10,7 @@ import httpx
 import metronome
 import pytest
 
+from tap_metronome.streams import STREAM_TYPES
 from tests.fake_metronome import TOKEN, FakeData
 from tests.spec_items import (
     DECIDED_BY_THE_FAKE,
@@ -486,6 +487,8 @@ def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
             )
         ],
     }
+    # Every stream's endpoint (from its class) is checked.
+    assert set(served) == {(t.method.lower(), t.path) for t in STREAM_TYPES}
     gaps = {
         path: coverage_gaps(method, path, items)
         for (method, path), items in served.items()

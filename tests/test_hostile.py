@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from jsonschema import Draft202012Validator
 
 from tap_metronome.errors import one_line
 from tap_metronome.streams import STREAM_TYPES
+from tap_metronome.streams.base import ListStream
+from tap_metronome.streams.partitions import PARENT_KEYS, PARENT_NOUNS
 from tap_metronome.unexpected import FORMATS
 from tests import tap_process
 from tests.conftest import catalog_selecting, clean_env, start_tap
@@ -37,6 +38,7 @@ from tests.fake_metronome import (
     what_metronome_may_add,
 )
 from tests.hostile_server import HostileServer, answer, echo_authorization, trickle
+from tests.stream_classes import parent_of, template_pattern
 from tests.test_costs import costs_requests
 
 SECRET = "sk-HOSTILE-SECRET-0042-visible"
@@ -747,14 +749,21 @@ STEERING_IDS = [
     ("a\x00b", "nul"),
     ("a\r\nb", "line-break"),
 ]
-#: Per-parent streams whose path holds the parent's id: (stream, noun).
+#: Per-parent streams whose path holds the parent's id: (stream, noun), e.g.
+#: ("customer_plans", "customer"), ("plan_charges", "plan").
 PATH_PARTITIONS = [
-    ("customer_plans", "customer"),
-    ("customer_costs", "customer"),
-    ("invoices", "customer"),
-    ("invoice_line_items", "customer"),
-    ("plan_charges", "plan"),
+    (t.name, PARENT_NOUNS[parent])
+    for t in STREAM_TYPES
+    if (parent := parent_of(t)) and f"{{{PARENT_KEYS[parent]}}}" in t.path
 ]
+#: Per-parent endpoints with the parent's id in the JSON body (contracts, balances).
+BODY_PARTITION_PATHS = sorted(
+    {
+        t.path
+        for t in STREAM_TYPES
+        if issubclass(t, ListStream) and t.parent and t.parent_in == "body"
+    }
+)
 
 
 def only_the_tap_s_endpoints(app: FakeMetronomeApp, data: FakeData) -> None:
@@ -804,15 +813,15 @@ def test_an_id_that_could_steer_a_path_is_never_sent_in_one(tmp_path, hostile):
     plans = {p["id"] for p in data.plans}
     # No record of a customer's or plan's stream is put on the hostile id.
     for message in messages:
-        if message["type"] != "RECORD" or message["stream"] in {"customers", "plans"}:
-            continue
+        if message["type"] != "RECORD" or message["stream"] in PARENT_KEYS:
+            continue  # the parent listings themselves
         record = message["record"]
         if "customer_id" in record and message["stream"] != "contracts":
             assert record["customer_id"] in customers, message["stream"]
         if "plan_id" in record and message["stream"] == "plan_charges":
             assert record["plan_id"] in plans, message["stream"]
     # An id in a JSON body cannot steer a path: it is sent exactly as listed.
-    for endpoint in ("/v2/contracts/list", "/v1/contracts/customerBalances/list"):
+    for endpoint in BODY_PARTITION_PATHS:
         sent = {
             fields.get("customer_id")
             for path, fields in app.requests
@@ -960,11 +969,6 @@ def only(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
     return chosen
 
 
-def template_pattern(template: str) -> re.Pattern[str]:
-    """A stream's path template as a pattern of the paths it is requested at."""
-    return re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)))
-
-
 @pytest.mark.parametrize("stream_type", STREAM_TYPES, ids=lambda t: t.name)
 def test_a_listing_that_ignores_the_cursor_stops_with_one_line(
     tmp_path, discovered, stream_type
@@ -1004,7 +1008,7 @@ def test_a_listing_that_ignores_the_cursor_stops_with_one_line(
     # max_concurrency) about as far along: twice that, for a loaded machine.
     # The page, its second sighting, then MetronomeCursorPaginator.MAX_REPEATED_PAGES.
     per_listing = 2 + 5
-    if getattr(stream_type, "parent", None) or "{" in stream_type.path:
+    if parent_of(stream_type):
         assert requests <= 2 * 8 * (per_listing + 1), requests
     else:
         assert requests == per_listing, requests

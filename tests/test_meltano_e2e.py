@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import MELTANO, REPO, project_env
 from tests.fake_metronome import TOKEN, FakeData, unexpected_values
+from tests.stream_classes import key_list
 
 START, END = date(2024, 3, 1), date(2024, 4, 15)
 LOOKBACK = 35
@@ -79,13 +80,8 @@ def test_meltano_run_into_duckdb_then_incremental(meltano_project, fake_api, tmp
         "plan_charges": sum(len(c) for c in data.charges.values()),
         "customer_costs": len(expected),
     }
-    keys = {
-        "customers": "id",
-        "plans": "id",
-        "plan_charges": "plan_id, id",
-        "customer_costs": "customer_id, start_timestamp, credit_type_id",
-    }
-    for table, key in keys.items():
+    for table in counts:
+        key = key_list(table)
         (duplicates,) = query(
             database,
             f"SELECT count(*) FROM (SELECT {key} FROM metronome.{table} GROUP BY ALL HAVING count(*) > 1)",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import yaml
+from meltano.core.plugin.singer.catalog import (
+    ListSelectedExecutor,
+    MetadataExecutor,
+    select_metadata_rules,
+)
+from meltano.core.plugin.singer.tap import SingerTap
 
 from scripts.write_hub_definition import HUB_FILE, hub_definition
 from scripts.write_settings import (
@@ -15,6 +22,8 @@ from scripts.write_settings import (
     meltano_setting,
 )
 from tap_metronome.setting_table import SETTINGS
+from tap_metronome.streams import STREAM_TYPES
+from tap_metronome.tap import TapMetronome
 from tests.conftest import REPO, tap_about
 
 # Meltano 4.4 cannot pass `kind: decimal` values to a plugin (Decimal is not JSON
@@ -131,3 +140,68 @@ def test_meltano_yml_settings_are_the_tables(extractor):
 def test_hub_definition_is_written_by_its_script():
     expected = yaml.safe_dump(hub_definition(), sort_keys=False, width=100)
     assert HUB_FILE.read_text() == expected, "run scripts/write_settings.py"
+
+
+# -- selection: no stream of the tap left out ----------------------------------------
+
+#: What Meltano selects when a plugin has no `select` (its `_select` extra).
+MELTANO_DEFAULT_SELECT = next(
+    s.value for s in SingerTap.EXTRA_SETTINGS if s.name == "_select"
+)
+
+
+@pytest.fixture(scope="module")
+def discovered_catalog() -> dict:
+    tap = TapMetronome(
+        config={"auth_token": "t" * 20, "start_date": "2024-01-01"},
+        validate_config=True,
+    )
+    return tap.catalog_dict
+
+
+def meltano_selects(catalog: dict, select: list[str]) -> dict[str, set[str]]:
+    """The streams, and their properties, that Meltano selects with `select`:
+    Meltano's own rules (`SingerTap.apply_catalog_rules`: deselect everything,
+    then the `select` patterns) on the tap's catalog."""
+    catalog = copy.deepcopy(catalog)
+    rules = select_metadata_rules(["!*.*"]) + select_metadata_rules(select)
+    MetadataExecutor(rules).visit(catalog)
+    listed = ListSelectedExecutor()
+    listed.visit(catalog)
+    return listed.selected_properties
+
+
+def _every_stream_is_selected(catalog: dict, select: list[str]) -> None:
+    selected = meltano_selects(catalog, select)
+    for stream_type in STREAM_TYPES:
+        name = stream_type.name
+        assert name in selected, f"select {select} leaves out the stream {name}"
+        schema = next(s for s in catalog["streams"] if s["tap_stream_id"] == name)
+        missing = set(schema["schema"]["properties"]) - selected[name]
+        assert not missing, f"select {select} leaves out {name}'s {sorted(missing)}"
+
+
+def test_meltano_yml_selects_every_stream(extractor, discovered_catalog):
+    """A stream of `STREAM_TYPES` that meltano.yml's `select` misses fails here."""
+    select = extractor.get("select", MELTANO_DEFAULT_SELECT)
+    _every_stream_is_selected(discovered_catalog, select)
+
+
+def test_hub_definition_selects_every_stream(discovered_catalog):
+    hub = yaml.safe_load(HUB_FILE.read_text())
+    _every_stream_is_selected(
+        discovered_catalog, hub.get("select", MELTANO_DEFAULT_SELECT)
+    )
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        [f"{t.name}.*" for t in STREAM_TYPES[:-1]],
+        ["*.*", f"!{STREAM_TYPES[0].name}.*"],
+    ],
+    ids=["a-list-without-the-last-stream", "an-exclusion"],
+)
+def test_a_select_that_leaves_out_a_stream_is_caught(discovered_catalog, select):
+    with pytest.raises(AssertionError, match="leaves out the stream"):
+        _every_stream_is_selected(discovered_catalog, select)

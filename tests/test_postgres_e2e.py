@@ -24,21 +24,26 @@ from tests.fake_metronome import (
     unexpected_values,
     what_metronome_may_add,
 )
+from tests.stream_classes import key_list
 from tests.test_account_streams import expected_usage
 from tests.test_flattening import with_keyword_keys
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
+#: The tables checked, with their primary keys (from the stream classes).
 KEYS = {
-    "customers": "id",
-    "plans": "id",
-    "plan_charges": "plan_id, id",
-    "customer_costs": "customer_id, start_timestamp, credit_type_id",
-    "invoices": "id",
-    "invoice_line_items": "invoice_id, line_item_key",
-    "contracts": "id",
-    "balances": "id",
-    "usage": "customer_id, billable_metric_id, start_timestamp",
-    "audit_logs": "id",
+    table: key_list(table)
+    for table in (
+        "customers",
+        "plans",
+        "plan_charges",
+        "customer_costs",
+        "invoices",
+        "invoice_line_items",
+        "contracts",
+        "balances",
+        "usage",
+        "audit_logs",
+    )
 }
 #: The streams of issue 12, per customer (checked in the first test only).
 BILLING = ("invoices", "invoice_line_items", "contracts", "balances")

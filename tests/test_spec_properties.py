@@ -33,11 +33,15 @@ from jsonschema import Draft202012Validator
 
 from tap_metronome.errors import ResponseError
 from tap_metronome.records import cost_rows
+from tap_metronome.streams import STREAM_TYPES
+from tap_metronome.streams.base import ListStream
 from tap_metronome.streams.invoices import CustomerInvoices, InvoiceLineItemsStream
+from tap_metronome.streams.partitions import PARENT_KEYS
 from tap_metronome.tap import TapMetronome
 from tap_metronome.unexpected import FORMATS, UnexpectedValues
 from tests.client_models import ITEM_MODELS
 from tests.spec_items import spec_items
+from tests.stream_classes import BY_NAME, StreamType
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding standard format")
@@ -125,44 +129,29 @@ def tap() -> TapMetronome:
 
 
 #: stream -> (method, path) of the endpoint its records come from.
-ENDPOINTS = {
-    "customers": ("get", "/v1/customers"),
-    "plans": ("get", "/v1/plans"),
-    "plan_charges": ("get", "/v1/planDetails/{plan_id}/charges"),
-    "customer_plans": ("get", "/v1/customers/{customer_id}/plans"),
-    "contracts": ("post", "/v2/contracts/list"),
-    "balances": ("post", "/v1/contracts/customerBalances/list"),
-    "invoices": ("get", "/v1/customers/{customer_id}/invoices"),
-    "invoice_line_items": ("get", "/v1/customers/{customer_id}/invoices"),
-    "credit_types": ("get", "/v1/credit-types/list"),
-    "billable_metrics": ("get", "/v1/billable-metrics"),
-    "products": ("post", "/v1/contract-pricing/products/list"),
-    "rate_cards": ("post", "/v1/contract-pricing/rate-cards/list"),
-    "usage": ("post", "/v1/usage"),
-    "audit_logs": ("get", "/v1/auditLogs"),
-    "customer_costs": ("get", "/v1/customers/{customer_id}/costs"),
-}
+ENDPOINTS = {t.name: (t.method.lower(), t.path) for t in STREAM_TYPES}
+
+
+def item_keys(stream: StreamType) -> tuple[str, ...]:
+    """The record's keys and replication key that the API's item carries: all
+    but the columns a list stream adds (the parent's id, `added_columns`)."""
+    keys = [*(stream.primary_keys or ()), stream.replication_key]
+    added: set[str] = set()
+    if issubclass(stream, ListStream):
+        added = {*stream.added_columns, PARENT_KEYS.get(stream.parent or "", "")}
+    return tuple(k for k in dict.fromkeys(keys) if k and k not in added)
 
 
 #: Fields of the item the tap cannot do without (keys, replication keys): the
 #: spec leaves some optional (a credit type's id, an invoice's start_timestamp);
 #: the tap refuses such an item with one line (tests/test_hostile.py), so the
 #: items generated here carry them.
-ITEM_KEYS = {
-    "customers": ("id",),
-    "plans": ("id",),
-    "plan_charges": ("id",),
-    "customer_plans": ("id",),
-    "contracts": ("id",),
-    "balances": ("id",),
-    "invoices": ("id", "start_timestamp"),
-    "invoice_line_items": ("id", "start_timestamp"),
-    "credit_types": ("id",),
-    "billable_metrics": ("id",),
-    "products": ("id",),
-    "rate_cards": ("id",),
-    "usage": ("customer_id", "billable_metric_id", "start_timestamp", "end_timestamp"),
-    "audit_logs": ("id", "timestamp"),
+ITEM_KEYS = {t.name: item_keys(t) for t in STREAM_TYPES} | {
+    # The window's end as well, which the tap checks (`strict_fields`).
+    "usage": (*item_keys(BY_NAME["usage"]), "end_timestamp"),
+    # Line items' rows are made of an invoice.
+    "invoice_line_items": item_keys(BY_NAME["invoices"]),
+    # A Costs item is a day with a map of credit types (the tap makes the rows).
     "customer_costs": ("start_timestamp", "end_timestamp", "credit_types"),
 }
 
@@ -194,11 +183,8 @@ def records_of(tap: TapMetronome, name: str, item: dict[str, Any]) -> list[dict]
         stream.invoices_seen.clear()
         read = CustomerInvoices(PARENT, date(2024, 1, 1), [item])
         return list(stream.rows(read))
-    parent = getattr(stream, "parent", None)
-    if parent == "customers":
-        return [{"customer_id": PARENT, **item}]
-    if parent == "plans":
-        return [{"plan_id": PARENT, **item}]
+    if isinstance(stream, ListStream):
+        return [stream.record(item, PARENT)]
     return [item]
 
 

@@ -12,8 +12,10 @@ from collections import Counter
 
 import pytest
 
+from tap_metronome.streams import STREAM_TYPES, CustomerCostsStream
 from tests.conftest import REPO, catalog_selecting, clean_env, run_tap, tap_config
 from tests.fake_metronome import FakeData
+from tests.stream_classes import template_of
 
 METRIC = re.compile(r"METRIC: (\{.*\})$")
 
@@ -128,22 +130,8 @@ def test_http_metrics_in_the_sdk_format(fake_api, tmp_path):
     endpoints = {
         (p["tags"]["endpoint"], p["tags"]["http_status_code"]) for p in durations
     }
-    assert endpoints == {
-        ("/v1/customers", 200),
-        ("/v1/plans", 200),
-        ("/v1/planDetails/{plan_id}/charges", 200),
-        ("/v1/customers/{customer_id}/costs", 200),
-        ("/v1/customers/{customer_id}/costs", 400),  # an unsupported customer
-        ("/v1/customers/{customer_id}/plans", 200),
-        ("/v1/customers/{customer_id}/invoices", 200),
-        ("/v2/contracts/list", 200),
-        ("/v1/contracts/customerBalances/list", 200),
-        ("/v1/credit-types/list", 200),
-        ("/v1/billable-metrics", 200),
-        ("/v1/contract-pricing/products/list", 200),
-        ("/v1/contract-pricing/rate-cards/list", 200),
-        ("/v1/usage", 200),
-        ("/v1/auditLogs", 200),
+    assert endpoints == {(t.path, 200) for t in STREAM_TYPES} | {
+        (CustomerCostsStream.path, 400)  # an unsupported customer
     }
     assert all(p["type"] == "timer" and p["value"] >= 0 for p in durations)
     assert {p["tags"]["status"] for p in durations} == {"succeeded", "failed"}
@@ -163,43 +151,13 @@ def test_a_dry_run_costs_one_request_per_stream_plus_one_page_per_parent(
         tap_config(server, start_date="2024-01-01"), tmp_path, args=("--test",)
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    kinds = {
-        "/costs": "costs",
-        "/charges": "charges",
-        "/plans": "customer plans",
-        "/invoices": "invoices",
-    }
-    by_path = Counter(
-        next(
-            (
-                kind
-                for end, kind in kinds.items()
-                if p.endswith(end) and p != "/v1/plans"
-            ),
-            p,
-        )
-        for p, _ in server.app.requests
-    )
-    # customer_costs: one customers page + one costs request; plan_charges: one
-    # plans page + one charges request; customers and plans reuse those pages;
-    # one page of each account-wide listing; invoices and invoice_line_items
-    # each read one customer (a dry run keeps nothing for the other stream).
-    assert by_path == {
-        "/v1/customers": 1,
-        "/v1/usage": 1,
-        "/v1/auditLogs": 1,
-        "costs": 1,
-        "customer plans": 1,
-        "invoices": 2,
-        "/v2/contracts/list": 1,
-        "/v1/contracts/customerBalances/list": 1,
-        "/v1/plans": 1,
-        "charges": 1,
-        "/v1/credit-types/list": 1,
-        "/v1/billable-metrics": 1,
-        "/v1/contract-pricing/products/list": 1,
-        "/v1/contract-pricing/rate-cards/list": 1,
-    }
+    by_endpoint = Counter(template_of(p) for p, _ in server.app.requests)
+    # One request per stream at its endpoint: customer_costs reads one customers
+    # page + one costs request; plan_charges one plans page + one charges
+    # request; customers and plans reuse those pages; one page of each
+    # account-wide listing; invoices and invoice_line_items each read one
+    # customer (a dry run keeps nothing for the other stream): 2 at that path.
+    assert by_endpoint == Counter(t.path for t in STREAM_TYPES)
 
 
 def test_a_deleted_plan_is_skipped_but_a_400_on_charges_stops_the_run(

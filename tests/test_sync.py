@@ -10,8 +10,17 @@ import jsonschema
 import pytest
 
 from tap_metronome.streams import STREAM_NAMES, schema_dir
-from tests.conftest import ACCOUNT_WIDE_PATHS, run_tap, tap_config
+from tests.conftest import run_tap, tap_config
 from tests.fake_metronome import EXACT_AMOUNTS, FakeData
+from tests.stream_classes import (
+    ACCOUNT_LISTINGS,
+    ACCOUNT_WIDE_PATHS,
+    FULL_TABLE,
+    PER_CUSTOMER,
+    PER_PLAN,
+    names,
+    paths,
+)
 
 STREAMS = tuple(sorted(STREAM_NAMES))
 
@@ -58,19 +67,12 @@ def test_plan_charges_equal_the_account_and_carry_plan_id(synced):
     assert len(keys) == len(set(keys)) == 7 * 4
 
 
-@pytest.mark.parametrize(
-    ("stream", "attribute"),
-    [
-        ("credit_types", "credit_types"),
-        ("billable_metrics", "billable_metrics"),
-        ("products", "products"),
-        ("rate_cards", "rate_cards"),
-    ],
-)
-def test_pricing_catalog_equals_the_account(synced, stream, attribute):
-    """Every item, archived ones included, exactly as the API sent it."""
+@pytest.mark.parametrize("stream", sorted(names(ACCOUNT_LISTINGS)))
+def test_pricing_catalog_equals_the_account(synced, stream):
+    """Every item, archived ones included, exactly as the API sent it (the fake
+    keeps each account-wide listing under the stream's name)."""
     data, run, _ = synced
-    assert run.records(stream) == getattr(data, attribute)
+    assert run.records(stream) == getattr(data, stream)
 
 
 def test_customer_plans_equal_the_account_and_carry_customer_id(synced):
@@ -133,7 +135,14 @@ def test_request_count_is_the_minimum(synced):
     # credit types, billable metrics, products, rate cards: 1 page each;
     # customer plans, invoices (one read for invoices and invoice_line_items),
     # contracts and balances: one page per customer.
-    assert requests == 4 + 1 + 1 + 7 + 270 + 4 + 4 * 270
+    assert requests == (
+        4
+        + 1
+        + 1
+        + 7 * len(paths(PER_PLAN))
+        + 270 * len(paths(PER_CUSTOMER))
+        + len(ACCOUNT_LISTINGS)
+    )
 
 
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
@@ -160,18 +169,7 @@ def test_activate_version_messages_for_full_table_streams(fake_api, tmp_path):
     run = run_tap(tap_config(server, emit_activate_version_messages=True), tmp_path)
     assert run.returncode == 0, run.stderr
     activated = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
-    assert activated == {
-        "customers",
-        "customer_plans",
-        "contracts",
-        "balances",
-        "plans",
-        "plan_charges",
-        "credit_types",
-        "billable_metrics",
-        "products",
-        "rate_cards",
-    }
+    assert activated == FULL_TABLE
     versions = {
         m["stream"]: m.get("version") for m in run.messages if m["type"] == "RECORD"
     }

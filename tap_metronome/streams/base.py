@@ -2,7 +2,8 @@
 
 A list stream is a handful of class attributes: its endpoint and method, fixed
 query parameters or JSON body, where the cursor goes, primary key, and parent
-(none, customers or plans). `ListStream` turns that into requests
+(none, customers or plans); a key nested in the item is lifted into a column by
+the `record_from_item` hook. `ListStream` turns that into requests
 (`pagination.iter_pages`), records (`MetronomeStream.post_process`: schema
 check, repeats skipped) and, for a per-parent stream, one fan-out over the
 parent's ids (`partitions.Partitions`), whose ids come from the tap's listing
@@ -67,6 +68,9 @@ class MetronomeStream(Stream):
     page_style: ClassVar[PageStyle] = PageStyle.CURSOR_PAGE
     #: The largest `limit` the endpoint accepts.
     max_page_size: ClassVar[int] = 100
+    #: What a record is, beyond "An item of <method> <path>.": the schema's
+    #: description (`scripts/generate_schemas.py`).
+    description: ClassVar[str] = ""
     #: Items skipped in this run because the API listed them a second time.
     repeats_skipped = 0
     #: Pages this stream requested in this run (summary lines).
@@ -294,6 +298,21 @@ class MetronomeStream(Stream):
         raise NotImplementedError
 
 
+def nested(item: Mapping[str, Any], *names: str) -> Any:
+    """The value at `item[names[0]][names[1]]...`; None where an object or name lacks.
+
+    For a `record_from_item` that lifts a nested key into a column: a value
+    missing on the way is a null key, which the schema check refuses with one
+    line naming the column.
+    """
+    value: Any = item
+    for name in names:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
+
+
 def item_id(item: dict[str, Any], *, stream: str, path: str) -> str:
     """The item's `id`, which the spec requires to be a string."""
     value = item.get("id")
@@ -362,6 +381,30 @@ class ListStream(MetronomeStream):
     #: Statuses for which one parent is skipped (WARNING, counted), not the run;
     #: None: the parent's (per customer 400 and 404, per plan 404).
     skip_statuses: ClassVar[frozenset[int] | None] = None
+    #: Columns the tap adds to each item besides the parent's id, with their JSON
+    #: Schema (`scripts/generate_schemas.py` declares them first); the stream's
+    #: `record_from_item` fills them.
+    added_columns: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def record_from_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The record of one API item: the item itself, unless the stream adds columns.
+
+        The hook for a key nested in the item: an item `{"alert": {"id": ...}}`
+        becomes `{"alert_id": nested(item, "alert", "id"), **item}`, with
+        `alert_id` in `added_columns` and `primary_keys`. `post_process` then
+        checks the record as any other: a missing key stops the run naming it,
+        and a repeated one is skipped.
+        """
+        return item
+
+    def record(
+        self, item: dict[str, Any], parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """The record written for one item: the parent's id first, if per parent."""
+        record = self.record_from_item(item)
+        if self.parent is None or parent_id is None:
+            return record
+        return {PARENT_KEYS[self.parent]: parent_id, **record}
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every item, or every parent's items, in the order the API lists them."""
@@ -369,7 +412,7 @@ class ListStream(MetronomeStream):
             rows = 0
             for item in self.list_items(self.path, self.params, self.body):
                 rows += 1
-                yield item
+                yield self.record(item)
             self.logger.info(
                 "%s: %d records, %d requests, %d repeated items skipped, %s",
                 self.name,
@@ -410,6 +453,6 @@ class ListStream(MetronomeStream):
         else:
             path = with_id(path, key, parent_id, stream=self.name)
         return [
-            {key: parent_id, **item}
+            self.record(item, parent_id)
             for item in self.list_items(path, self.params, body)
         ]

@@ -18,6 +18,7 @@ class ContractsStream(ListStream):
 
     name = "contracts"
     path = "/v2/contracts/list"
+    description = "Archived contracts included (include_archived true)."
     method = "POST"
     parent = "customers"
     parent_in = "body"
@@ -32,6 +33,10 @@ class BalancesStream(ListStream):
 
     name = "balances"
     path = "/v1/contracts/customerBalances/list"
+    description = (
+        "A commit or a credit (type PREPAID, POSTPAID or CREDIT), archived ones "
+        "and contract-level ones included, with its balance."
+    )
     method = "POST"
     parent = "customers"
     parent_in = "body"

@@ -13,6 +13,7 @@ class CustomersStream(ParentStream):
 
     name = "customers"
     path = "/v1/customers"
+    description = "Active and archived customers."
     primary_keys: ClassVar[list[str]] = ["id"]
 
     def fetch_all(self) -> Iterator[dict[str, Any]]:

@@ -315,6 +315,10 @@ class InvoicesStream(InvoiceFamilyStream):
     """Every customer's invoices (DRAFT, FINALIZED, VOID), incremental per customer."""
 
     name = "invoices"
+    description = (
+        "DRAFT, FINALIZED and VOID invoices; start_timestamp (the billing period's "
+        "start) is the replication key."
+    )
     sibling = "invoice_line_items"
     primary_keys: ClassVar[list[str]] = ["id"]
     replication_key = "start_timestamp"

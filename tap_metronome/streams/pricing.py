@@ -47,6 +47,7 @@ class BillableMetricsStream(ListStream):
 
     name = "billable_metrics"
     path = "/v1/billable-metrics"
+    description = "Archived metrics included (include_archived=true)."
     params: ClassVar[dict[str, Any]] = {"include_archived": "true"}
     primary_keys: ClassVar[list[str]] = ["id"]
 
@@ -56,6 +57,7 @@ class ProductsStream(ListStream):
 
     name = "products"
     path = "/v1/contract-pricing/products/list"
+    description = "Archived products included (archive_filter ALL)."
     method = "POST"
     body: ClassVar[dict[str, Any]] = {"archive_filter": "ALL"}
     primary_keys: ClassVar[list[str]] = ["id"]

@@ -57,6 +57,10 @@ class UsageStream(MetronomeStream):
 
     name = "usage"
     path = "/v1/usage"
+    description = (
+        "Usage of one customer and billable metric in one window (a UTC day, or "
+        "an hour with usage_window_size hour), every customer at once."
+    )
     method = "POST"
     page_style = PageStyle.CURSOR_PAGE_WITHOUT_LIMIT
     primary_keys: ClassVar[list[str]] = [
@@ -242,6 +246,9 @@ class AuditLogsStream(MetronomeStream):
 
     name = "audit_logs"
     path = "/v1/auditLogs"
+    description = (
+        "The account's change log, oldest first; timestamp is the replication key."
+    )
     primary_keys: ClassVar[list[str]] = ["id"]
     replication_key = "timestamp"
     is_sorted = True
