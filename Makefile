@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint clean
+.PHONY: demo test check install lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -24,6 +24,11 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The fast loop while changing code: lint, types, and the tests not marked slow
+# (tests/conftest.py: SLOW_MODULES). `make test` runs everything.
+check: lint
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .demo .meltano output dist build .pytest_cache .ruff_cache

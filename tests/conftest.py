@@ -233,3 +233,51 @@ def project_env(project: Path, extra: dict[str, str] | None = None) -> dict[str,
     """`clean_env` for Meltano commands in `project`, with its own system database."""
     database = project / ".meltano" / "meltano.db"
     return clean_env({"MELTANO_DATABASE_URI": f"sqlite:///{database}", **(extra or {})})
+
+
+#: Test modules that start the tap as a process many times (signals, kills,
+#: hostile input, every stream's sync) or run Meltano, PostgreSQL or PyAirbyte:
+#: `make test` runs them, the fast loop `make check` does not (`-m "not slow"`).
+SLOW_MODULES = frozenset(
+    {
+        "test_billing",
+        "test_concurrency",
+        "test_golden",
+        "test_hostile",
+        "test_hostile_times",
+        "test_input_pipes",
+        "test_meltano_e2e",
+        "test_output_errors",
+        "test_postgres_e2e",
+        "test_pyairbyte_e2e",
+        "test_reliability",
+        "test_signals",
+        "test_standard",
+        "test_sync",
+    }
+)
+
+
+#: Single tests elsewhere that take several seconds (a full sync or more).
+SLOW_TESTS = frozenset(
+    {
+        "test_interrupted_backfill_resumes_without_refetching",
+        "test_state_messages_grow_linearly_with_customers",
+        "test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes",
+        "test_fake_api_sizes_end_to_end",
+        "test_a_dry_run_writes_no_costs_bookmarks",
+        "test_a_kill_mid_audit_log_resumes_without_loss",
+        "test_an_incremental_run_reads_the_lookback_and_new_entries_only",
+        "test_read_equals_singer_mode_and_resumes_incrementally",
+        "test_the_fake_sends_every_field_the_spec_allows_in_every_shape",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of `SLOW_MODULES` and `SLOW_TESTS` slow."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        name = getattr(item, "originalname", item.name)
+        if module in SLOW_MODULES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
