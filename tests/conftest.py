@@ -199,6 +199,23 @@ def clean(tmp_path_factory) -> TapRun:
 
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
+#: Fixtures that start a real component (Meltano's plugins, PostgreSQL, PyAirbyte):
+#: a test that uses one must be marked `e2e`, so that `make check` never starts it.
+E2E_FIXTURES = frozenset({"meltano_installed", "postgres", "pyairbyte"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("e2e") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start Meltano, PostgreSQL or PyAirbyte: mark them "
+            f"`pytest.mark.e2e`: {', '.join(unmarked)}"
+        )
 
 
 @pytest.fixture(scope="session")
