@@ -187,9 +187,13 @@ def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean(tmp_path_factory) -> TapRun:
-    """The reference for fault and kill tests: a sync of every stream with no faults."""
+    """The reference for fault and kill tests: a sync of every stream with no faults.
+
+    Only read (test_reliability and test_signals compare with it): taken once
+    per test process, not once per module.
+    """
     from tests.test_reliability import config_for, data
 
     with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
