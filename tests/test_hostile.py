@@ -14,7 +14,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ from tests.test_costs import costs_requests
 SECRET = "sk-HOSTILE-SECRET-0042-visible"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 TODAY = datetime.now(UTC).date()
+#: The start of the runs that go on to today (no end_date): 20 days back, so that
+#: they sync a few weeks whatever the date, as the runs with an end_date do (from
+#: 2024-06-01 they grew by a month of costs and usage every month).
+RECENT = (TODAY - timedelta(days=20)).isoformat()
 
 
 # -- running and checking ------------------------------------------------------------------
@@ -244,7 +248,8 @@ def test_nulls_mean_defaults(server, tmp_path):
         "user_agent": None,
         "end_date": None,
     }
-    run = run_cli(tmp_path, config={**config_for(server.url), **nulls})
+    config = {**config_for(server.url, start_date=RECENT), **nulls}
+    run = run_cli(tmp_path, config=config)
     messages = check(run, 0)
     customers = [
         m for m in messages if m.get("stream") == "customers" and m["type"] == "RECORD"
@@ -353,21 +358,23 @@ def test_no_bookmark_passes_the_end_of_today(tmp_path, end_date):
 
 def test_a_future_bookmark_is_re_read_from_start_date(server, tmp_path):
     ids = [c["id"] for c in small_data().customers]
+    past = date.fromisoformat(RECENT) + timedelta(days=7)
     state = {
         "bookmarks": {
             "customer_costs": {
-                "synced_until": {"2030-01-01": ids[:2], "2024-06-08": ids[2:]}
+                "synced_until": {"2030-01-01": ids[:2], past.isoformat(): ids[2:]}
             }
         }
     }
-    config = config_for(server.url, end_date=None, lookback_days=3)
+    config = config_for(server.url, start_date=RECENT, end_date=None, lookback_days=3)
     run = run_cli(tmp_path, config=config, state_text=json.dumps(state))
     check(run, 0, f"bookmark of customer {ids[0]} is in the future")
     starts: dict[str, str] = {}
     for cid, starting, _ in costs_requests(server.app):
         starts[cid] = min(starting, starts.get(cid, starting))
-    assert starts[ids[0]] == starts[ids[1]] == "2024-06-01T00:00:00Z"
-    assert starts[ids[2]] == "2024-06-05T00:00:00Z"  # its bookmark minus 3 days
+    assert starts[ids[0]] == starts[ids[1]] == f"{RECENT}T00:00:00Z"
+    # Its bookmark minus 3 days.
+    assert starts[ids[2]] == f"{past - timedelta(days=3)}T00:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -1232,7 +1239,9 @@ def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     backfills them; records keep the id as the API sent it."""
     app = FakeMetronomeApp(small_data(), token=SECRET, tamper=upper_case_ids)
     with FakeMetronomeServer(app) as server:
-        config = config_for(server.url, end_date=None, lookback_days=3)
+        config = config_for(
+            server.url, start_date=RECENT, end_date=None, lookback_days=3
+        )
         first = run_cli(tmp_path, config=config)
         messages = check(first, 0)
         state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
@@ -1253,7 +1262,9 @@ def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     assert "no longer listed" not in second.stderr
     starts = [starting for _, starting, _ in costs_requests(app)]
     assert starts
-    assert min(starts) > "2024-06-01", "a customer was backfilled from start_date"
+    assert min(starts) > f"{RECENT}T00:00:00Z", (
+        "a customer was backfilled from start_date"
+    )
 
 
 def test_a_large_state_of_an_unknown_stream_is_not_echoed(server, tmp_path):
