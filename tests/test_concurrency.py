@@ -125,6 +125,7 @@ def sequential(tmp_path_factory):
         return run_checked(server, tmp_path_factory.mktemp("sequential"), 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [4, 16])
 def test_concurrent_sync_equals_sequential(sequential, fake_api, tmp_path, concurrency):
     server = fake_api(concurrency_data(), latency=0.002)

@@ -259,6 +259,7 @@ def test_nulls_mean_defaults(server, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_token_with_surrounding_whitespace_is_trimmed_not_echoed(server, tmp_path):
     run = run_cli(tmp_path, config=config_for(server.url, auth_token=f"{SECRET}\n"))
     check(run, 0, "auth_token: removed whitespace")
@@ -411,6 +412,7 @@ def _wrapped_states(state: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_a_wrapped_state_is_unwrapped_never_read_as_no_state(server, tmp_path):
     """What orchestrators store (`singer_state`, a whole STATE message, or both)
     reads as the state inside it, with an INFO line: the same requests as the
@@ -533,6 +535,7 @@ BAD_ANSWERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "tamper", "needle"), BAD_ANSWERS, ids=[c[0] for c in BAD_ANSWERS]
 )
@@ -642,6 +645,7 @@ KEPT_ANSWERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "tamper", "stream", "where", "value"),
     KEPT_ANSWERS,
@@ -683,6 +687,7 @@ def test_an_unexpected_value_is_kept_and_the_run_goes_on(
     assert "unexpected" in failing.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_what_the_api_may_add_passes_and_validates(tmp_path):
     app = FakeMetronomeApp(small_data(), token=SECRET, tamper=what_metronome_may_add)
     with FakeMetronomeServer(app) as server:
@@ -792,6 +797,7 @@ def first_listed_id(value: str) -> Callable[[str, dict[str, Any]], Any]:
     return tamper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hostile", [c[0] for c in STEERING_IDS], ids=[c[1] for c in STEERING_IDS]
 )
@@ -948,6 +954,7 @@ def test_endless_empty_pages_end_in_one_line(tmp_path):
     assert len(hostile.heads) == 1 + 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fragment", ["/v1/plans", "/charges", "/costs", "/v1/customers"]
 )
@@ -973,6 +980,7 @@ def test_a_costs_item_outside_the_window_asked_for_is_refused(tmp_path):
     assert "9999" not in json.dumps([m for m in messages if m["type"] == "STATE"])
 
 
+@pytest.mark.slow
 def test_no_state_message_carries_a_future_bookmark(server, tmp_path):
     ids = [c["id"] for c in small_data().customers]
     state = {
@@ -1233,6 +1241,7 @@ def upper_case_ids(path: str, body: Any) -> Any:
     return body
 
 
+@pytest.mark.slow
 def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     """Upper-case uuids in the listing: bookmarks are kept in the one canonical
     form (lower case) and found again by the next run, which neither forgets nor
