@@ -185,9 +185,13 @@ def tap_config(server: FakeMetronomeServer, **overrides: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean(tmp_path_factory) -> TapRun:
-    """The reference for fault and kill tests: a sync of every stream with no faults."""
+    """The reference for fault and kill tests: a sync of every stream with no faults.
+
+    Only read (test_reliability and test_signals compare with it): taken once
+    per test process, not once per module.
+    """
     from tests.test_reliability import config_for, data
 
     with FakeMetronomeServer(FakeMetronomeApp(data())) as server:
@@ -197,6 +201,55 @@ def clean(tmp_path_factory) -> TapRun:
 
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
+#: Fixtures that start a real component (Meltano's plugins, PostgreSQL, PyAirbyte):
+#: a test that uses one must be marked `e2e`, so that `make check` never starts it.
+E2E_FIXTURES = frozenset({"meltano_installed", "postgres", "pyairbyte"})
+
+
+#: The test files that take longest (minutes of a worker's time on 2 cores, from
+#: `pytest --durations`), handed out first: pytest-xdist gives each worker the next
+#: file when it is free, so a long file left for last would run alone at the end.
+#: The other files follow in their usual order (`--no-loadscope-reorder`: xdist
+#: would otherwise start with the files that have the most tests, the quick ones).
+SLOWEST_FIRST = (
+    "test_reliability.py",
+    "test_costs.py",
+    "test_signals.py",
+    "test_hostile.py",
+    "test_postgres_e2e.py",
+    "test_meltano_e2e.py",
+    "test_pyairbyte_e2e.py",
+    "test_concurrency.py",
+    "test_sync.py",
+    "test_pagination.py",
+    "test_standard.py",
+    "test_hostile_times.py",
+    "test_output_errors.py",
+    "test_golden.py",
+    "test_packaging.py",
+    "test_billing.py",
+    "test_spec_properties.py",
+)
+
+
+def _file_rank(item) -> int:
+    name = item.path.name
+    return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=_file_rank)  # stable: a file's tests keep their order
+    unmarked = [
+        item.nodeid
+        for item in items
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("e2e") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start Meltano, PostgreSQL or PyAirbyte: mark them "
+            f"`pytest.mark.e2e`: {', '.join(unmarked)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -233,51 +286,3 @@ def project_env(project: Path, extra: dict[str, str] | None = None) -> dict[str,
     """`clean_env` for Meltano commands in `project`, with its own system database."""
     database = project / ".meltano" / "meltano.db"
     return clean_env({"MELTANO_DATABASE_URI": f"sqlite:///{database}", **(extra or {})})
-
-
-#: Test modules that start the tap as a process many times (signals, kills,
-#: hostile input, every stream's sync) or run Meltano, PostgreSQL or PyAirbyte:
-#: `make test` runs them, the fast loop `make check` does not (`-m "not slow"`).
-SLOW_MODULES = frozenset(
-    {
-        "test_billing",
-        "test_concurrency",
-        "test_golden",
-        "test_hostile",
-        "test_hostile_times",
-        "test_input_pipes",
-        "test_meltano_e2e",
-        "test_output_errors",
-        "test_postgres_e2e",
-        "test_pyairbyte_e2e",
-        "test_reliability",
-        "test_signals",
-        "test_standard",
-        "test_sync",
-    }
-)
-
-
-#: Single tests elsewhere that take several seconds (a full sync or more).
-SLOW_TESTS = frozenset(
-    {
-        "test_interrupted_backfill_resumes_without_refetching",
-        "test_state_messages_grow_linearly_with_customers",
-        "test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes",
-        "test_fake_api_sizes_end_to_end",
-        "test_a_dry_run_writes_no_costs_bookmarks",
-        "test_a_kill_mid_audit_log_resumes_without_loss",
-        "test_an_incremental_run_reads_the_lookback_and_new_entries_only",
-        "test_read_equals_singer_mode_and_resumes_incrementally",
-        "test_the_fake_sends_every_field_the_spec_allows_in_every_shape",
-    }
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of `SLOW_MODULES` and `SLOW_TESTS` slow."""
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        name = getattr(item, "originalname", item.name)
-        if module in SLOW_MODULES or name in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)

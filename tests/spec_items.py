@@ -32,7 +32,53 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from scripts.generate_schemas import union_args
+from scripts.generate_schemas import union_args as _union_args
+
+
+def union_args(annotation: Any) -> tuple[Any, ...]:
+    """`scripts.generate_schemas.union_args`, remembered per annotation.
+
+    The fake builds every item it serves with the client's types (about 20 type
+    look-ups per field, per item); an annotation's union never changes.
+    """
+    try:
+        return _cached_union_args(annotation)
+    except TypeError:  # an annotation that cannot be a dict key
+        return tuple(_union_args(annotation))
+
+
+@functools.cache
+def _cached_union_args(annotation: Any) -> tuple[Any, ...]:
+    return tuple(_union_args(annotation))
+
+
+@functools.cache
+def _model_fields(model: Any) -> tuple[tuple[str, Any, bool, bool], ...]:
+    """(key, annotation, optional, nullable) of each field of a client model."""
+    return tuple(
+        (
+            info.alias or name,
+            info.annotation,
+            not info.is_required(),
+            type(None) in union_args(info.annotation),
+        )
+        for name, info in model.model_fields.items()
+    )
+
+
+@functools.cache
+def _literal_fields(model: Any) -> tuple[tuple[str, frozenset[Any]], ...]:
+    """(key, allowed values) of a client model's literal-typed, non-null fields."""
+    out = []
+    for key, annotation, _, nullable in _model_fields(model):
+        args = union_args(annotation)
+        literals = [a for a in args if typing.get_origin(a) is typing.Literal]
+        if literals and not nullable:
+            out.append(
+                (key, frozenset(v for lit in literals for v in typing.get_args(lit)))
+            )
+    return tuple(out)
+
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "metronome-openapi.json"
 #: Optional properties: present, null (or absent where the spec says not
@@ -459,25 +505,22 @@ def with_client_fields(
     if isinstance(value, dict) and models:
         model = next((m for m in models if _client_admits(m, value)), models[0])
         declared = _declared(spec)
-        for name, info in model.model_fields.items():
-            key = info.alias or name
+        for key, field_annotation, optional, nullable in _model_fields(model):
             if key in value:
                 with_client_fields(
-                    info.annotation, value[key], n, (*where, key), declared.get(key)
+                    field_annotation, value[key], n, (*where, key), declared.get(key)
                 )
                 continue
             if key in declared or key in owned:
                 continue  # the spec's (absent in this shape), or the fake's
             shape = SHAPES[shape_of(n, len(where))]["leaf"]
-            optional = not info.is_required()
             if optional and shape == "absent":
                 continue
-            nullable = type(None) in union_args(info.annotation)
             if optional and shape == "null" and nullable:
                 value[key] = None
                 continue
             value[key] = client_value(
-                info.annotation, n, (*where, key), depth=len(where)
+                field_annotation, n, (*where, key), depth=len(where)
             )
     elif isinstance(value, list):
         for arg in union_args(annotation):
@@ -494,15 +537,10 @@ def with_client_fields(
 
 def _client_admits(model: Any, value: dict[str, Any]) -> bool:
     """Whether `value`'s literal-typed fields (a `type`) fit `model`'s."""
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        args = union_args(info.annotation)
-        literals = [a for a in args if typing.get_origin(a) is typing.Literal]
-        if key in value and literals:
-            allowed = {v for lit in literals for v in typing.get_args(lit)}
-            if value[key] not in allowed and type(None) not in args:
-                return False
-    return True
+    return all(
+        key not in value or value[key] in allowed
+        for key, allowed in _literal_fields(model)
+    )
 
 
 def client_value(annotation: Any, n: int, where: tuple[str, ...], *, depth: int) -> Any:

@@ -133,6 +133,7 @@ def test_bookmarks_are_the_query_end_and_the_last_entry(first_sync):
     )
 
 
+@pytest.mark.slow
 def test_an_incremental_run_reads_the_lookback_and_new_entries_only(fake_api, tmp_path):
     """Late usage and new audit entries (one in the bookmark's own second) between
     runs: the second run re-reads usage from its bookmark minus the lookback and
@@ -217,6 +218,7 @@ def test_hour_windows_and_customer_ids(fake_api, tmp_path):
     assert json.loads(body["customer_ids"]) == [customer]
 
 
+@pytest.mark.slow
 def test_a_kill_mid_audit_log_resumes_without_loss(fake_api, tmp_path):
     """STATE is written every 1,000 entries while the sorted listing runs: killed
     after one, the next run continues from it, and the union is the whole log."""

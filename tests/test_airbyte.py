@@ -292,6 +292,7 @@ def _key(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, default=str)
 
 
+@pytest.mark.slow
 def test_read_equals_singer_mode_and_resumes_incrementally(discovered, tmp_path):
     data, server, config, config_path, catalog = discovered
     catalog_path = write(tmp_path, "catalog.json", configured(catalog))

@@ -268,6 +268,7 @@ def test_line_item_keys_depend_on_identity_not_amounts():
     assert line_item_keys([line, line]) == [key, f"{key}#2"]
 
 
+@pytest.mark.slow
 def test_a_kill_between_the_two_invoice_streams_loses_nothing(fake_api, tmp_path):
     """Killed while `invoices` emits (after `invoice_line_items` finished and saved
     its bookmarks): the next run, from the last STATE, fills every gap."""

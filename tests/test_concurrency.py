@@ -9,7 +9,7 @@ import pytest
 
 from tap_metronome.streams.partitions import fan_out
 from tests.conftest import run_tap, tap_config
-from tests.fake_metronome import FakeData
+from tests.fake_metronome import FakeData, FakeMetronomeApp, FakeMetronomeServer
 from tests.test_reliability import records_by_key
 
 
@@ -86,28 +86,50 @@ def test_fan_out_sequential_runs_inline_in_order():
     assert threads == {threading.current_thread().name}
 
 
-@pytest.mark.parametrize("concurrency", [4, 16])
-def test_concurrent_sync_equals_sequential(fake_api, tmp_path, concurrency):
+def concurrency_data() -> FakeData:
     data = FakeData.generate(
         customers=60, archived=6, plans=9, unsupported_every=13, idle_every=7
     )
     data.deleted.add(data.customers[5]["id"])
-    server = fake_api(data, latency=0.002)
-    config = tap_config(
-        server, start_date="2024-01-01", end_date="2024-04-20", page_size=30
+    return data
+
+
+def concurrency_config(server, workers: int) -> dict:
+    return tap_config(
+        server,
+        start_date="2024-01-01",
+        end_date="2024-04-20",
+        page_size=30,
+        max_concurrency=workers,
     )
-    runs = {}
-    for workers in (1, concurrency):
-        (tmp_path / str(workers)).mkdir()
-        server.app.reset_requests()
-        runs[workers] = run_tap(
-            {**config, "max_concurrency": workers}, tmp_path / str(workers)
-        )
-        assert runs[workers].returncode == 0, runs[workers].stderr
-        requests = [
-            (path, tuple(sorted(args.items()))) for path, args in server.app.requests
-        ]
-        assert len(requests) == len(set(requests)), "no request repeated within a run"
+
+
+def run_checked(server, run_dir, workers: int):
+    """A run with `workers` threads; no request is repeated within it."""
+    server.app.reset_requests()
+    run = run_tap(concurrency_config(server, workers), run_dir)
+    assert run.returncode == 0, run.stderr
+    requests = [
+        (path, tuple(sorted(args.items()))) for path, args in server.app.requests
+    ]
+    assert len(requests) == len(set(requests)), "no request repeated within a run"
+    return run
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The one-worker run both concurrencies are compared with (it is the same
+    run for both: same data, same settings, one thread), taken once."""
+    app = FakeMetronomeApp(concurrency_data(), latency=0.002)
+    with FakeMetronomeServer(app) as server:
+        return run_checked(server, tmp_path_factory.mktemp("sequential"), 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [4, 16])
+def test_concurrent_sync_equals_sequential(sequential, fake_api, tmp_path, concurrency):
+    server = fake_api(concurrency_data(), latency=0.002)
+    runs = {1: sequential, concurrency: run_checked(server, tmp_path, concurrency)}
     sequential, concurrent = runs[1], runs[concurrency]
     assert records_by_key(concurrent.messages) == records_by_key(sequential.messages)
     assert len(concurrent.records("customer_costs")) == len(

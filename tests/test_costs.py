@@ -185,6 +185,7 @@ def test_a_clean_state_is_kept_as_it_is_not_copied():
     assert future == {"b": date(2099, 1, 1)}
 
 
+@pytest.mark.slow
 def test_a_large_state_of_customers_gone_is_forgotten_once(fake_api, tmp_path):
     """200,000 bookmarks of customers no longer listed: dropped in the run, said
     once, in no STATE message but the SDK's echo of the state it was given."""
@@ -287,6 +288,7 @@ def full_run(tmp_path_factory):
     return data, run, requests
 
 
+@pytest.mark.slow
 def test_rows_reassemble_into_the_api_items_exactly(full_run):
     data, run, _ = full_run
     rows = run.records("customer_costs")
@@ -309,6 +311,7 @@ def test_rows_reassemble_into_the_api_items_exactly(full_run):
     assert not {r["customer_id"] for r in rows} & data.idle
 
 
+@pytest.mark.slow
 def test_skipped_customers_are_named_and_counted(full_run):
     data, run, _ = full_run
     for customer_id in data.unsupported:
@@ -328,6 +331,7 @@ def test_skipped_customers_are_named_and_counted(full_run):
     )
 
 
+@pytest.mark.slow
 def test_backfill_requests_are_the_windows(full_run):
     data, _, requests = full_run
     windows = [
@@ -342,6 +346,7 @@ def test_backfill_requests_are_the_windows(full_run):
     assert sorted(requests) == sorted(expected)  # no request repeated, none missing
 
 
+@pytest.mark.slow
 def test_state_messages_are_bounded_and_cover_written_records(full_run):
     _, run, _ = full_run
     states = [m for m in run.messages if m["type"] == "STATE"]
@@ -376,6 +381,7 @@ def test_state_messages_are_bounded_and_cover_written_records(full_run):
 # -- incremental -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
     fake_api, tmp_path
 ):
@@ -435,6 +441,7 @@ def test_incremental_run_rereads_exactly_the_lookback_and_picks_up_changes(
     )
 
 
+@pytest.mark.slow
 def test_idle_customer_bookmark_advances(fake_api, tmp_path):
     data = FakeData.generate(customers=3, archived=0, idle_every=3)
     server = fake_api(data)
@@ -445,6 +452,7 @@ def test_idle_customer_bookmark_advances(fake_api, tmp_path):
     assert not [r for r in run.records("customer_costs") if r["customer_id"] == idle]
 
 
+@pytest.mark.slow
 def test_new_customer_is_backfilled_from_start_date(fake_api, tmp_path):
     data = FakeData.generate(customers=5, archived=0)
     server = fake_api(data)
@@ -522,6 +530,7 @@ def costs_states(messages: list[dict]) -> int:
     )
 
 
+@pytest.mark.slow
 def test_interrupted_backfill_resumes_without_refetching(fake_api, tmp_path):
     data = FakeData.generate(customers=40, archived=0)
     server = fake_api(data)
@@ -596,6 +605,7 @@ def test_state_of_ten_thousand_customers_is_small():
     assert size <= 1_500_000
 
 
+@pytest.mark.slow
 def test_state_messages_grow_linearly_with_customers(fake_api, tmp_path):
     """About STATE_WRITES_PER_SYNC STATE messages per sync, whatever the customer count."""
     data = FakeData.generate(customers=380, archived=20, plans=1)

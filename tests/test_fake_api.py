@@ -434,6 +434,7 @@ def coverage_gaps(method: str, path: str, items: list[Any]) -> list[str]:
     return gaps
 
 
+@pytest.mark.slow
 def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
     """Across a data set: each property present, null (where the spec allows),
     absent (where optional), each enum value, at every level; but the locations

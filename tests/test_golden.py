@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.golden import GOLDEN, take
+
+# Two syncs of fixed data compared with stored digests: `make test` runs it,
+# `make check` does not.
+pytestmark = pytest.mark.slow
 
 
 def test_records_state_and_requests_equal_the_previous_stream_layer(tmp_path):

@@ -15,7 +15,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,10 @@ from tests.test_costs import costs_requests
 SECRET = "sk-HOSTILE-SECRET-0042-visible"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 TODAY = datetime.now(UTC).date()
+#: The start of the runs that go on to today (no end_date): 20 days back, so that
+#: they sync a few weeks whatever the date, as the runs with an end_date do (from
+#: 2024-06-01 they grew by a month of costs and usage every month).
+RECENT = (TODAY - timedelta(days=20)).isoformat()
 
 
 # -- running and checking ------------------------------------------------------------------
@@ -248,7 +252,8 @@ def test_nulls_mean_defaults(server, tmp_path):
         "user_agent": None,
         "end_date": None,
     }
-    run = run_cli(tmp_path, config={**config_for(server.url), **nulls})
+    config = {**config_for(server.url, start_date=RECENT), **nulls}
+    run = run_cli(tmp_path, config=config)
     messages = check(run, 0)
     customers = [
         m for m in messages if m.get("stream") == "customers" and m["type"] == "RECORD"
@@ -258,6 +263,7 @@ def test_nulls_mean_defaults(server, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_token_with_surrounding_whitespace_is_trimmed_not_echoed(server, tmp_path):
     run = run_cli(tmp_path, config=config_for(server.url, auth_token=f"{SECRET}\n"))
     check(run, 0, "auth_token: removed whitespace")
@@ -357,21 +363,23 @@ def test_no_bookmark_passes_the_end_of_today(tmp_path, end_date):
 
 def test_a_future_bookmark_is_re_read_from_start_date(server, tmp_path):
     ids = [c["id"] for c in small_data().customers]
+    past = date.fromisoformat(RECENT) + timedelta(days=7)
     state = {
         "bookmarks": {
             "customer_costs": {
-                "synced_until": {"2030-01-01": ids[:2], "2024-06-08": ids[2:]}
+                "synced_until": {"2030-01-01": ids[:2], past.isoformat(): ids[2:]}
             }
         }
     }
-    config = config_for(server.url, end_date=None, lookback_days=3)
+    config = config_for(server.url, start_date=RECENT, end_date=None, lookback_days=3)
     run = run_cli(tmp_path, config=config, state_text=json.dumps(state))
     check(run, 0, f"bookmark of customer {ids[0]} is in the future")
     starts: dict[str, str] = {}
     for cid, starting, _ in costs_requests(server.app):
         starts[cid] = min(starting, starts.get(cid, starting))
-    assert starts[ids[0]] == starts[ids[1]] == "2024-06-01T00:00:00Z"
-    assert starts[ids[2]] == "2024-06-05T00:00:00Z"  # its bookmark minus 3 days
+    assert starts[ids[0]] == starts[ids[1]] == f"{RECENT}T00:00:00Z"
+    # Its bookmark minus 3 days.
+    assert starts[ids[2]] == f"{past - timedelta(days=3)}T00:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -408,6 +416,7 @@ def _wrapped_states(state: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_a_wrapped_state_is_unwrapped_never_read_as_no_state(server, tmp_path):
     """What orchestrators store (`singer_state`, a whole STATE message, or both)
     reads as the state inside it, with an INFO line: the same requests as the
@@ -530,6 +539,7 @@ BAD_ANSWERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "tamper", "needle"), BAD_ANSWERS, ids=[c[0] for c in BAD_ANSWERS]
 )
@@ -639,6 +649,7 @@ KEPT_ANSWERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "tamper", "stream", "where", "value"),
     KEPT_ANSWERS,
@@ -680,6 +691,7 @@ def test_an_unexpected_value_is_kept_and_the_run_goes_on(
     assert "unexpected" in failing.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_what_the_api_may_add_passes_and_validates(tmp_path):
     app = FakeMetronomeApp(small_data(), token=SECRET, tamper=what_metronome_may_add)
     with FakeMetronomeServer(app) as server:
@@ -796,6 +808,7 @@ def first_listed_id(value: str) -> Callable[[str, dict[str, Any]], Any]:
     return tamper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hostile", [c[0] for c in STEERING_IDS], ids=[c[1] for c in STEERING_IDS]
 )
@@ -969,6 +982,7 @@ def only(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
     return chosen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream_type", STREAM_TYPES, ids=lambda t: t.name)
 def test_a_listing_that_ignores_the_cursor_stops_with_one_line(
     tmp_path, discovered, stream_type
@@ -1020,6 +1034,7 @@ def test_a_listing_that_ignores_the_cursor_stops_with_one_line(
     assert "replication_key_value" not in bookmark, bookmark
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fragment", ["/v1/plans", "/charges", "/costs", "/v1/customers"]
 )
@@ -1045,6 +1060,7 @@ def test_a_costs_item_outside_the_window_asked_for_is_refused(tmp_path):
     assert "9999" not in json.dumps([m for m in messages if m["type"] == "STATE"])
 
 
+@pytest.mark.slow
 def test_no_state_message_carries_a_future_bookmark(server, tmp_path):
     ids = [c["id"] for c in small_data().customers]
     state = {
@@ -1307,13 +1323,16 @@ def upper_case_ids(path: str, body: Any) -> Any:
     return body
 
 
+@pytest.mark.slow
 def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     """Upper-case uuids in the listing: bookmarks are kept in the one canonical
     form (lower case) and found again by the next run, which neither forgets nor
     backfills them; records keep the id as the API sent it."""
     app = FakeMetronomeApp(small_data(), token=SECRET, tamper=upper_case_ids)
     with FakeMetronomeServer(app) as server:
-        config = config_for(server.url, end_date=None, lookback_days=3)
+        config = config_for(
+            server.url, start_date=RECENT, end_date=None, lookback_days=3
+        )
         first = run_cli(tmp_path, config=config)
         messages = check(first, 0)
         state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
@@ -1334,7 +1353,9 @@ def test_ids_in_another_case_keep_their_bookmarks(tmp_path):
     assert "no longer listed" not in second.stderr
     starts = [starting for _, starting, _ in costs_requests(app)]
     assert starts
-    assert min(starts) > "2024-06-01", "a customer was backfilled from start_date"
+    assert min(starts) > f"{RECENT}T00:00:00Z", (
+        "a customer was backfilled from start_date"
+    )
 
 
 def test_a_large_state_of_an_unknown_stream_is_not_echoed(server, tmp_path):

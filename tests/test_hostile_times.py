@@ -223,6 +223,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stream", "case", "odd"), CASES)
 def test_an_odd_time_is_never_a_bookmark_the_next_run_refuses(
     tmp_path, discovered, stream, case, odd
@@ -283,6 +284,7 @@ def test_one_cost_day_spelled_twice_is_one_row(tmp_path, discovered, case, spell
             assert row["end_timestamp"] == f"{day + timedelta(days=1)}T00:00:00Z"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "spell"), SPELLINGS, ids=[s[0] for s in SPELLINGS])
 def test_one_usage_window_spelled_twice_is_one_row(tmp_path, discovered, case, spell):
     first, second, *outputs = run_twice(

@@ -409,6 +409,7 @@ def test_an_input_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path, monkeypa
         inputs.json_object_text(io.StringIO("{" + " " * 16 + "}"), "--catalog")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", [tap_process.TAP, tap_process.SOURCE])
 @pytest.mark.parametrize("option", ["--config", "--state"])
 def test_sigterm_ends_a_wait_for_a_fifo_nobody_writes(

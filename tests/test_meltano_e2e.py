@@ -20,7 +20,8 @@ from tests.stream_classes import key_list
 START, END = date(2024, 3, 1), date(2024, 4, 15)
 LOOKBACK = 35
 
-pytestmark = pytest.mark.slow
+# Real components (Meltano, DuckDB): `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.e2e
 
 # ruff: noqa: S608 - table names in these queries are constants of the test
 

@@ -33,6 +33,10 @@ from tests.fake_metronome import FakeMetronomeApp, FakeMetronomeServer
 from tests.test_airbyte import configured
 from tests.test_hostile import SECRET, config_for, small_data
 
+# 38 real interpreters (not the forkserver), each paying Python's start-up:
+# `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.slow
+
 #: name: (program, arguments, what the stdout line says could not be written).
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "sync": (tap_process.TAP, ("--config", "config.json"), "Singer messages"),

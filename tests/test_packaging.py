@@ -12,8 +12,11 @@ import pytest
 
 from tests.conftest import REPO
 
+# A wheel built and installed into a fresh venv (pip reaches the package index):
+# `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.e2e
 
-@pytest.mark.slow
+
 def test_wheel_in_a_fresh_venv_discovers_from_another_directory(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(

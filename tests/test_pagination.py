@@ -120,7 +120,14 @@ def test_body_that_is_not_a_list_page_fails(body):
 
 
 @pytest.mark.parametrize(
-    ("customers", "page_size"), [(0, 100), (100, 100), (250, 100), (23, 7)]
+    ("customers", "page_size"),
+    [
+        (0, 100),
+        # A sync of every stream of 100, 250 or 23 customers: `make test` only.
+        pytest.param(100, 100, marks=pytest.mark.slow),
+        pytest.param(250, 100, marks=pytest.mark.slow),
+        pytest.param(23, 7, marks=pytest.mark.slow),
+    ],
 )
 def test_fake_api_sizes_end_to_end(fake_api, tmp_path, customers, page_size):
     server = fake_api(FakeData.generate(customers=customers, archived=0))

@@ -84,7 +84,8 @@ def invoices_total(data: FakeData) -> Decimal:
 
 FIRST_DAY = "SELECT min(start_timestamp)::text FROM {}.customer_costs"
 
-pytestmark = pytest.mark.slow
+# Real components (Meltano, PostgreSQL): `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.e2e
 
 # ruff: noqa: S608 - schema and table names in these queries are constants of the test
 

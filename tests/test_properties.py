@@ -54,6 +54,7 @@ def assert_named(errors: list[str], name: str) -> None:
         assert TOKEN not in error
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(name=st.sampled_from(sorted(SETTING_NAMES)), value=json_values)
 def test_any_value_of_any_setting_is_parsed_or_named(name, value):
@@ -162,6 +163,7 @@ def test_api_url_accepted_only_when_unambiguous(url):
         )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(token=json_values)
 def test_no_malformed_token_is_echoed(token):
@@ -172,6 +174,7 @@ def test_no_malformed_token_is_echoed(token):
     assert_named(errors, "auth_token")
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(state=json_values)
 def test_any_costs_state_is_read_or_refused_naming_the_state(state):

@@ -30,6 +30,10 @@ SOURCE = Path(sys.executable).parent / "source-metronome"
 START, END = date(2024, 6, 1), date(2024, 6, 15)
 LOOKBACK = 3
 
+# Real components (PyAirbyte, installed by uv from the package index, and its
+# DuckDB cache): `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def pyairbyte(tmp_path_factory) -> Path:

@@ -19,6 +19,10 @@ from tests.fake_metronome import (
     Faults,
 )
 
+# Faults, kills at random points, pacing and secrets: several syncs of a
+# 35-customer account per test. `make test` runs it, `make check` does not.
+pytestmark = pytest.mark.slow
+
 SECRET = "sk-VERY-RECOGNISABLE-SECRET-4242"
 PRIMARY_KEYS = {t.name: tuple(t.primary_keys or ()) for t in STREAM_TYPES}
 SINGER_TYPES = {"SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION", "BATCH"}

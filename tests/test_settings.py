@@ -105,6 +105,7 @@ def test_bad_config_exits_before_any_request(fake_api, tmp_path):
     assert server.app.count() == 0
 
 
+@pytest.mark.slow
 def test_token_from_the_environment(fake_api, tmp_path):
     server = fake_api()
     config = tap_config(server)
@@ -119,6 +120,7 @@ def test_token_from_the_environment(fake_api, tmp_path):
     assert run.records("plans")
 
 
+@pytest.mark.slow
 def test_token_from_the_environment_without_config_env(fake_api, tmp_path):
     server = fake_api()
     config = tap_config(server)

@@ -24,6 +24,11 @@ from tests.test_costs import costs_requests
 from tests.test_hostile import singer_messages
 from tests.test_reliability import assert_resumes_to_clean, config_for, data
 
+# Each case runs the tap for seconds by design (a slowly read pipe, slow windows),
+# most then rerun it to compare with a clean sync: `make test` runs it,
+# `make check` does not.
+pytestmark = pytest.mark.slow
+
 
 def run_with_slow_reader(config, tmp_path, *, signum: int, delay: float):
     """Run the tap, read its stdout slowly, send `signum` after `delay` seconds."""

@@ -203,6 +203,7 @@ def check_records(tap: TapMetronome, name: str, item: dict[str, Any]) -> None:
         assert not errors, errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
 def test_items_generated_from_the_spec_pass_the_tap_checks(tap, name):
     method, path = ENDPOINTS[name]

@@ -10,6 +10,10 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_metronome.tap import TapMetronome
 from tests.fake_metronome import TOKEN, FakeData, FakeMetronomeApp, FakeMetronomeServer
 
+# The SDK's standard tests sync a 130-customer account: `make test` runs it,
+# `make check` does not.
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

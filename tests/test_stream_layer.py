@@ -197,6 +197,7 @@ def test_parent_listing_requests_are_counted_when_only_a_child_is_selected(
     assert counted["/v1/customers/{customer_id}/costs"] == 6
 
 
+@pytest.mark.slow
 def test_a_dry_run_writes_no_costs_bookmarks(fake_api, tmp_path):
     """`--test` reads one page without the state (the SDK does not pass it to a
     dry run): bookmarks from it would forget every other customer if saved."""

@@ -39,17 +39,20 @@ def synced(tmp_path_factory):
     return data, run, requests
 
 
+@pytest.mark.slow
 def test_customers_equal_the_account(synced):
     data, run, _ = synced
     expected = data.customers + data.archived_customers
     assert run.records("customers") == expected
 
 
+@pytest.mark.slow
 def test_plans_equal_the_account(synced):
     data, run, _ = synced
     assert run.records("plans") == data.plans
 
 
+@pytest.mark.slow
 def test_plan_charges_equal_the_account_and_carry_plan_id(synced):
     data, run, _ = synced
     expected = [
@@ -67,6 +70,7 @@ def test_plan_charges_equal_the_account_and_carry_plan_id(synced):
     assert len(keys) == len(set(keys)) == 7 * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", sorted(names(ACCOUNT_LISTINGS)))
 def test_pricing_catalog_equals_the_account(synced, stream):
     """Every item, archived ones included, exactly as the API sent it (the fake
@@ -75,6 +79,7 @@ def test_pricing_catalog_equals_the_account(synced, stream):
     assert run.records(stream) == getattr(data, stream)
 
 
+@pytest.mark.slow
 def test_customer_plans_equal_the_account_and_carry_customer_id(synced):
     data, run, _ = synced
     expected = [
@@ -87,6 +92,7 @@ def test_customer_plans_equal_the_account_and_carry_customer_id(synced):
     assert any(r.get("trial_info") for r in expected)
 
 
+@pytest.mark.slow
 def test_money_is_exact_in_the_singer_output(synced):
     _, run, _ = synced
     lines = [line for line in run.stdout.splitlines() if '"plan_charges"' in line]
@@ -103,6 +109,7 @@ def test_money_is_exact_in_the_singer_output(synced):
     assert all(isinstance(v, int | Decimal) for v in values)
 
 
+@pytest.mark.slow
 def test_every_record_validates_against_its_schema(synced):
     _, run, _ = synced
     for stream in STREAMS:
@@ -118,6 +125,7 @@ def test_every_record_validates_against_its_schema(synced):
             assert not errors, (stream, record.get("id"), errors)
 
 
+@pytest.mark.slow
 def test_schema_messages_match_the_shipped_schemas(synced):
     _, run, _ = synced
     for message in run.messages:
@@ -128,6 +136,7 @@ def test_schema_messages_match_the_shipped_schemas(synced):
             assert set(message["schema"]["properties"]) == set(shipped["properties"])
 
 
+@pytest.mark.slow
 def test_request_count_is_the_minimum(synced):
     _, _, requests = synced
     # customers: 3 pages + 1 empty page (active), 1 page (archived);
@@ -145,6 +154,7 @@ def test_request_count_is_the_minimum(synced):
     )
 
 
+@pytest.mark.slow
 def test_archived_customers_can_be_left_out(fake_api, tmp_path):
     server = fake_api(FakeData.generate(customers=12, archived=5))
     run = run_tap(tap_config(server, include_archived_customers=False), tmp_path)
