@@ -106,3 +106,17 @@ class Listings:
     def archived_at(self, parent: str, *, requested_by: str) -> dict[str, str]:
         """When each archived item was archived, as the API wrote it, by id."""
         return self._listing(parent, requested_by).archived_at
+
+    def archived_if_listed(
+        self, parent: str
+    ) -> tuple[list[str], dict[str, str]] | None:
+        """The ids and `archived_at`s of a listing this run has read, else None.
+
+        Sends no request: a stream whose parent ids came from elsewhere
+        (`customer_ids`) has no listing to say who is archived.
+        """
+        with self._lock:
+            listing = self._listings.get(parent)
+        if listing is None:
+            return None
+        return list(dict.fromkeys(listing.ids)), listing.archived_at

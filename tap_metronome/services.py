@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from singer_sdk.helpers._state import StateWriter
 
+from tap_metronome.archived import ARCHIVED_READ_ON
 from tap_metronome.client import MetronomeClient, Pacer, RetryPolicy
 from tap_metronome.errors import InputError
 from tap_metronome.listings import Listings
@@ -155,4 +156,10 @@ class Services:
                 if (key := getattr(stream, "bookmark_key", ""))
             }
             forget_unlisted(self.host.state, ids, self.logger, bookmark_keys)
+            archived_keys = {
+                name: ARCHIVED_READ_ON
+                for name, stream in self.host.streams.items()
+                if getattr(stream, "keeps_archived_reads", lambda: False)()
+            }
+            forget_unlisted(self.host.state, ids, self.logger, archived_keys)
         return ids

@@ -305,7 +305,11 @@ class FakeData:
         key = ("invoices", customer_id)
         if key not in self._billing:
             self._billing[key] = _invoices(
-                self.seed, self.number(customer_id), customer_id, self.today
+                self.seed,
+                self.number(customer_id),
+                customer_id,
+                self.today,
+                archived=self.is_archived(customer_id),
             )
         return self._billing[key]
 
@@ -808,10 +812,14 @@ def _invoice(
     return invoice
 
 
-def _invoices(seed: int, n: int, customer_id: str, today: date) -> list[dict[str, Any]]:
+def _invoices(
+    seed: int, n: int, customer_id: str, today: date, *, archived: bool = False
+) -> list[dict[str, Any]]:
     """Monthly invoices of the last one to five months; the current one is a DRAFT.
 
     Every fifth customer has none; every third one's oldest invoice was voided.
+    An archived customer's current one is VOID: archiving a customer "voids all
+    corresponding invoices" (the spec's archive endpoint), so none stays a draft.
     """
     if n % 5 == 3:
         return []
@@ -823,7 +831,7 @@ def _invoices(seed: int, n: int, customer_id: str, today: date) -> list[dict[str
     for k in range(months):
         status = "FINALIZED"
         if k == months - 1:
-            status = "DRAFT"
+            status = "VOID" if archived else "DRAFT"
         elif k == 0 and n % 3 == 1:
             status = "VOID"
         invoice = _invoice(seed, n, k, customer_id, period, status)

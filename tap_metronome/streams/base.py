@@ -16,12 +16,15 @@ import functools
 import importlib.resources
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 
+from tap_metronome.archived import ARCHIVED_READ_ON, SETTLE_DAYS, ArchivedReads
 from tap_metronome.bookmarks import CustomerBookmarks
 from tap_metronome.errors import ResponseError, one_line
 from tap_metronome.output import BufferedRecordWriter
@@ -236,12 +239,79 @@ class MetronomeStream(Stream):
         """What of a saved state this stream reads, checked; the rest is dropped.
 
         Each stream knows its own bookmark keys (`state.read_state` asks every
-        stream): a per-customer stream keeps its `bookmark_key`, a full-table
-        stream nothing. A wrong shape is `InputError` naming the place.
+        stream): a per-customer stream keeps its `bookmark_key` and its reads of
+        archived customers (`archived`), a full-table stream nothing else. A
+        wrong shape is `InputError` naming the place.
         """
-        if not cls.bookmark_key:
-            return {}
-        return customer_bookmarks(cls.name, stream_state, cls.bookmark_key, logger)  # type: ignore[misc]
+        kept: dict[str, Any] = {}
+        if cls.bookmark_key:
+            kept = customer_bookmarks(cls.name, stream_state, cls.bookmark_key, logger)  # type: ignore[misc]
+        if cls.keeps_archived_reads() and ARCHIVED_READ_ON in stream_state:
+            kept.update(
+                customer_bookmarks(cls.name, stream_state, ARCHIVED_READ_ON, logger)  # type: ignore[misc]
+            )
+        return kept
+
+    #: Whether this stream skips archived customers whose data can no longer
+    #: change (`archived`); None: every stream that fans out over customers
+    #: (`parent = "customers"` or `{customer_id}` in its path) does.
+    settles_archived: ClassVar[bool | None] = None
+
+    @classmethod
+    def keeps_archived_reads(cls) -> bool:
+        """Whether the stream's state remembers its reads of archived customers."""
+        if cls.settles_archived is not None:
+            return cls.settles_archived
+        return (
+            getattr(cls, "parent", None) == "customers" or "{customer_id}" in cls.path
+        )
+
+    def settle_days(self) -> int:
+        """Days after archiving a read must be to settle a customer.
+
+        At least `SETTLE_DAYS`, and at least `lookback_days`: the longest the
+        run is told data keeps changing.
+        """
+        return max(SETTLE_DAYS, self.services.settings.lookback_days)
+
+    @property
+    def skips_settled(self) -> bool:
+        """Whether settled customers are left out of this run.
+
+        Not when the SDK sends ACTIVATE_VERSION around this stream (a full-table
+        stream with `emit_activate_version_messages`): the target would mark
+        the rows of customers not read deleted.
+        """
+        return not (
+            self.replication_method == REPLICATION_FULL_TABLE
+            and self.emit_activate_version_messages
+        )
+
+    def archived_reads(self) -> ArchivedReads | None:
+        """This run's archived customers and their last complete reads.
+
+        None when the stream does not keep them, in a dry run (it has no
+        state), and under `customer_ids` or without the customers listing (no
+        listing says who is archived).
+        """
+        if (
+            not self.keeps_archived_reads()
+            or self.dry_run
+            or self.services.settings.customer_ids
+        ):
+            return None
+        listing = self.services.listings.archived_if_listed("customers")
+        if listing is None:
+            return None
+        listed, archived_at = listing
+        return ArchivedReads(
+            self.stream_state,
+            stream=self.name,
+            archived_at=archived_at,
+            listed=listed,
+            today=datetime.now(UTC).date(),
+            settle_days=self.settle_days(),
+        )
 
     def customer_ids(self) -> tuple[list[str], bool]:
         """The customers to sync, and whether they are the whole listing."""

@@ -55,6 +55,8 @@ class CustomerCostsStream(MetronomeStream):
     is_sorted = False
     path = "/v1/customers/{customer_id}/costs"
     bookmark_key = SYNCED_UNTIL
+    #: Its own rule, from its bookmarks (`settled_customers`).
+    settles_archived = False
     #: This stream writes its own STATE messages (see `STATE_WRITES_PER_SYNC`).
     STATE_MSG_FREQUENCY = 10**15
     #: Rows are built and type-checked field by field by `records.cost_rows`, so

@@ -201,6 +201,14 @@ class InvoiceFamilyStream(MetronomeStream):
         """The records one customer's invoices make (each stream says how)."""
         raise NotImplementedError
 
+    def settle_days(self) -> int:
+        """As every per-customer stream's, and at least `invoices_lookback_days`.
+
+        Voids and corrections are looked for that far back; an archived
+        customer whose read still had a DRAFT is not settled at all.
+        """
+        return max(super().settle_days(), self.services.settings.invoices_lookback_days)
+
     def fetch(self, customer_id: str, since: date) -> CustomerInvoices:
         """One customer's invoices of billing periods from `since` (a worker thread)."""
         path = with_id(INVOICES_PATH, "customer_id", customer_id, stream=self.name)
@@ -290,6 +298,8 @@ class InvoiceFamilyStream(MetronomeStream):
                     for row in self.rows(result):
                         rows += 1
                         yield row
+                    if any(i.get("status") == "DRAFT" for i in result.invoices):
+                        partitions.unsettled(result.customer_id)
                     bookmarks.set(
                         result.customer_id,
                         result.reread_from(

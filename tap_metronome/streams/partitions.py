@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from tap_metronome.archived import ARCHIVED_READ_ON
 from tap_metronome.client import MetronomeAPIError, MetronomeClient
 from tap_metronome.errors import one_line
 from tap_metronome.paths import UnsafeIdError
@@ -244,6 +245,17 @@ class Partitions(Generic[R]):
         # A dry run (`--test`) reads one partition: one request per stream.
         self.parent_ids = parent_ids[:1] if stream.dry_run else parent_ids
         self.noun = PARENT_NOUNS[parent]
+        #: Archived customers read long enough after archiving (`archived`): not
+        #: requested, unless ACTIVATE_VERSION would mark their rows deleted.
+        self.archived_reads = stream.archived_reads() if parent == "customers" else None
+        #: Customers whose last read is not final (an invoice still a DRAFT).
+        self._unsettled: set[str] = set()
+        self.settled = 0
+        if self.archived_reads is not None and stream.skips_settled:
+            reads = self.archived_reads
+            kept = [pid for pid in self.parent_ids if not reads.settled(pid)]
+            self.settled = len(self.parent_ids) - len(kept)
+            self.parent_ids = kept
         self.skipped = 0
         self.finished = 0
         self.progress = Progress(
@@ -291,6 +303,9 @@ class Partitions(Generic[R]):
                     self.skip(parent_id, result.error)
                     continue
                 yield parent_id, result
+                # The consumer asks for the next one: this one's records are out.
+                self.read_completely(parent_id)
+        self.save_archived_reads()
 
     def fetch_pieces(
         self,
@@ -366,6 +381,35 @@ class Partitions(Generic[R]):
                 if part is not None and result is None:
                     continue  # listed twice, and skipped the first time
                 yield Piece(parent_id, part, result, last=last)
+                if last:  # the partition's last records are out
+                    self.read_completely(parent_id)
+        self.save_archived_reads()
+
+    def unsettled(self, parent_id: str) -> None:
+        """This partition's read is not final (a DRAFT invoice): read it next run too.
+
+        Called before the next partition is asked for.
+        """
+        self._unsettled.add(parent_id)
+
+    def read_completely(self, parent_id: str) -> None:
+        """Every record of the partition is written: an archived customer's read counts."""
+        if self.archived_reads is not None and parent_id not in self._unsettled:
+            self.archived_reads.read(parent_id)
+
+    def save_archived_reads(self) -> None:
+        """Put the archived customers' last complete reads into the stream's state.
+
+        At the end of the fan-out only: a run that stops keeps the previous
+        reads (those read since are read again). Nothing is added to a state
+        that had none while no archived customer was read.
+        """
+        if self.archived_reads is None:
+            return
+        reads = self.archived_reads.to_state()
+        state = self.stream.stream_state
+        if reads or ARCHIVED_READ_ON in state:
+            state[ARCHIVED_READ_ON] = reads
 
     def skip(self, parent_id: str, error: SkipReason) -> None:
         """Log and count a partition skipped for `error`."""
@@ -392,7 +436,12 @@ class Partitions(Generic[R]):
         self.progress.update(self.finished, records)
 
     def summary(self, *details: str) -> None:
-        """The stream's last line: partitions synced and skipped, then `details`."""
+        """The stream's last line: partitions synced and skipped, then `details`.
+
+        With the archived customers' rule, it says how many were not re-read.
+        """
+        if self.archived_reads is not None:
+            details = (f"{self.settled} archived customers not re-read", *details)
         self.stream.logger.info(
             "%s: %d %ss synced, %d skipped, %s%d requests",
             self.stream.name,
