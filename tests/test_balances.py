@@ -281,3 +281,45 @@ def test_snapshots_replace_the_same_day_and_add_the_next(fake_api, tmp_path):
     ]
     assert entry_keys[0] == entry_keys[1] == entry_keys[2]
     assert len(entry_keys[0]) == len(expected_entries(data, customers))
+
+
+def _first_item(change):
+    """A tamper that changes the first commit or credit of each balances page."""
+
+    def tamper(path: str, body: dict[str, Any]) -> Any:
+        if path == BALANCES_PATH and body["data"]:
+            change(body["data"][0])
+        return body
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "needle"),
+    [
+        ("ledger-string", lambda item: item.update(ledger="oops"), "ledger"),
+        (
+            "ledger-of-strings",
+            lambda item: item.update(ledger=["oops"]),
+            "ledger",
+        ),
+        ("no-id", lambda item: item.pop("id"), "commit_or_credit_id"),
+    ],
+    ids=["ledger-string", "ledger-of-strings", "no-id"],
+)
+def test_a_ledger_the_spec_rules_out_stops_with_one_line(
+    fake_api, tmp_path, case, change, needle
+):
+    server = fake_api(
+        FakeData.generate(customers=3, archived=0), tamper=_first_item(change)
+    )
+    config = tap_config(server)
+    catalog = catalog_selecting(config, tmp_path, {"balance_ledger_entries"})
+    run = run_tap(config, tmp_path, catalog=catalog)
+    assert run.returncode == 2, (case, run.stderr[-3000:])
+    assert "Traceback" not in run.stderr
+    assert config["auth_token"] not in run.stdout + run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "| ERROR" in last, last
+    assert "balance_ledger_entries" in last, last
+    assert needle in last, last
