@@ -39,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from tap_metronome.streams import STREAM_TYPES, CustomerCostsStream, MetronomeStream
+from tap_metronome.streams.balances import (
+    BalanceLedgerEntriesStream,
+    BalanceSnapshotsStream,
+)
 from tap_metronome.streams.invoices import InvoiceLineItemsStream
 from tap_metronome.streams.partitions import PARENT_KEYS, PARENT_NOUNS
 
@@ -405,6 +409,15 @@ def _union_description(first: str, second: str) -> str:
     return text
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A key's schema: what the field admits but null (the tap refuses a null key)."""
+    kind = schema.get("type")
+    if not isinstance(kind, list) or "null" not in kind:
+        return schema
+    kinds = [t for t in kind if t != "null"]
+    return {**schema, "type": kinds[0] if len(kinds) == 1 else kinds}
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     kind = schema.get("type")
     if kind is None or (isinstance(kind, list) and "null" in kind):
@@ -425,6 +438,8 @@ def listing_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
         **item.get("properties", {}),
     }
     client_fields(properties, _client_type(CLIENT_MODELS[stream.name]))
+    for name in getattr(stream, "omitted_fields", ()):  # another stream's rows
+        properties.pop(name)
     for key in stream.primary_keys or ():  # a key is never null
         schema = properties[key]
         kind = schema.get("type")
@@ -510,10 +525,102 @@ def costs_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
     )
 
 
+def _balance_item(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
+    """A balances item (a commit or a credit: every variant's fields), converted."""
+    properties: dict[str, Any] = spec.convert(spec.item_schema(Endpoint.of(stream)))[
+        "properties"
+    ]
+    return properties
+
+
+def ledger_entries_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
+    """`balance_ledger_entries`: the ledgers of `balances`, one row per entry."""
+    endpoint = Endpoint.of(stream)
+    item = _balance_item(spec, stream)
+    entry = item["ledger"]["items"]  # every entry type of commits and credits
+    properties = {
+        "customer_id": parent_column("customers"),
+        "commit_or_credit_id": _not_null(item["id"])
+        | {"description": "The commit's or credit's id (added by the tap)."},
+        "commit_or_credit_type": item["type"]
+        | {
+            "description": "The commit's or credit's type (added by the tap): "
+            + item["type"]["description"]
+        },
+        "commit_or_credit_contract_id": item["contract"]["properties"]["id"]
+        | {
+            "description": "The contract of a contract-level commit or credit "
+            "(added by the tap; null for a customer-level one)."
+        },
+        "entry_key": {
+            "type": "string",
+            "description": (
+                "Added by the tap (ledger entries have no id): a hash of the fields "
+                "that identify an entry within its commit's or credit's ledger "
+                "(type, timestamp, segment, invoice, contract, new contract, "
+                "reason), with #2, #3... for identical entries in API order; the "
+                "same entry gets the same key in every run, whatever its amount."
+            ),
+        },
+        **entry["properties"],
+    }
+    for ledger in ("shared.commit.Ledger", "shared.credit.Ledger"):
+        client_fields(properties, _client_type(ledger))
+    return _stream(
+        stream.name,
+        f"An entry of the ledger of a commit or credit of {endpoint} "
+        "(include_ledgers true), read from the same responses as the balances "
+        f"stream. {stream.description}",
+        keys=key_columns(stream),
+        properties=properties,
+    )
+
+
+def snapshots_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
+    """`balance_snapshots`: a few fields of each balances item, per UTC day."""
+    endpoint = Endpoint.of(stream)
+    item = _balance_item(spec, stream)
+    product = item["product"]["properties"]
+    credit_type = item["access_schedule"]["properties"]["credit_type"]["properties"]
+    properties = {
+        "id": _not_null(item["id"]) | {"description": "The commit's or credit's id."},
+        "snapshot_date": {
+            "type": "string",
+            "format": "date",
+            "description": "The UTC day of the run that read the balance (added by "
+            "the tap); the replication key.",
+        },
+        "customer_id": parent_column("customers"),
+        "contract_id": item["contract"]["properties"]["id"]
+        | {
+            "description": "The contract of a contract-level commit or credit "
+            "(null for a customer-level one)."
+        },
+        "type": item["type"],
+        "name": item["name"],
+        "product_id": product["id"] | {"description": "The product's id."},
+        "product_name": product["name"] | {"description": "The product's name."},
+        "credit_type_id": credit_type["id"]
+        | {"description": "The access schedule's credit type: the balance's unit."},
+        "credit_type_name": credit_type["name"]
+        | {"description": 'The credit type\'s name ("USD (cents)" is cents).'},
+        "balance": item["balance"],
+    }
+    return _stream(
+        stream.name,
+        f"A commit's or credit's balance of {endpoint} on one UTC day, read from "
+        f"the same responses as the balances stream. {stream.description}",
+        keys=key_columns(stream),
+        properties=properties,
+    )
+
+
 #: Streams whose rows the tap builds from the items (the others: one item, one row).
 BUILT_BY_THE_TAP = {
     CustomerCostsStream: costs_schema,
     InvoiceLineItemsStream: line_items_schema,
+    BalanceLedgerEntriesStream: ledger_entries_schema,
+    BalanceSnapshotsStream: snapshots_schema,
 }
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.types import TapState
 
-    from tap_metronome.streams.invoices import InvoiceReads
+    from tap_metronome.streams.shared import SharedRead
 
 
 class Host(Protocol):
@@ -72,6 +72,7 @@ class Services:
         #: Parent listings (customers, plans), read once by whichever stream asks.
         self.listings = Listings(self._list_parent, logger)
         self._client: MetronomeClient | None = None
+        self._shared_reads: dict[str, SharedRead] = {}
 
     @property
     def settings(self) -> Settings:
@@ -113,15 +114,18 @@ class Services:
         """The run's `http_request_duration` / `http_request_count` METRIC points."""
         return HttpMetrics(self.host.metrics_logger)
 
-    @functools.cached_property
-    def invoice_reads(self) -> InvoiceReads:
-        """What invoices and invoice_line_items share in this run (one read)."""
-        from tap_metronome.streams.invoices import InvoiceReads
+    def shared_read(self, family: str) -> SharedRead:
+        """What the streams of one read share in this run, by the path they read.
 
-        return InvoiceReads()
+        Invoices and invoice line items; balances, their ledger entries and
+        snapshots (`streams.shared`).
+        """
+        from tap_metronome.streams.shared import SharedRead
+
+        return self._shared_reads.setdefault(family, SharedRead())
 
     def stream(self, name: str) -> Stream:
-        """Another stream of this run, by name (invoices' sibling)."""
+        """Another stream of this run, by name (a member of the same shared read)."""
         return self.host.streams[name]
 
     def write_state(self) -> None:

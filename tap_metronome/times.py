@@ -167,3 +167,12 @@ def written_as_is(value: str) -> bool:
     except (TypeError, ValueError):
         return False
     return not value.endswith("z") and value[17:19] != "60"
+
+
+def utc_now() -> datetime:
+    """The run's clock, now in UTC: what a daily snapshot is dated by.
+
+    One function, looked up on this module at each call, so that a test can pin
+    the day a run believes it is (`tests/pinned_clock.py`).
+    """
+    return datetime.now(UTC)

@@ -64,8 +64,12 @@ def run_tap(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    program: str = tap_process.TAP,
 ) -> TapRun:
-    """Run the tap in its own process as a user would and parse its stdout."""
+    """Run the tap in its own process as a user would and parse its stdout.
+
+    `program`: another entry point, e.g. `tests.pinned_clock` (a pinned clock).
+    """
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     command = ["--config", str(config_path)]
@@ -76,7 +80,9 @@ def run_tap(
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
         command += ["--catalog", str(tmp_path / "catalog.json")]
     command += list(args)
-    proc = tap_process.run(command, cwd=tmp_path, env=clean_env(env), timeout=timeout)
+    proc = tap_process.run(
+        command, cwd=tmp_path, env=clean_env(env), timeout=timeout, program=program
+    )
     singer_output = not {"--about", "--discover"} & set(args)
     messages = (
         [_DECODER.decode(line) for line in proc.stdout.splitlines() if line.strip()]

@@ -988,7 +988,7 @@ def _balances(
                 "_archived": n % 6 == 4,
             }
         )
-    return [
+    items = [
         complete(
             "post",
             "/v1/contracts/customerBalances/list",
@@ -998,6 +998,11 @@ def _balances(
         )
         for i, item in enumerate(out)
     ]
+    for item in items[:1]:
+        if n % 3 == 0 and item.get("ledger"):
+            # The same entry twice (two equal manual adjustments): two rows.
+            item["ledger"].append(copy.deepcopy(item["ledger"][0]))
+    return items
 
 
 class _ApiError(HTTPException):
@@ -1556,6 +1561,7 @@ class FakeMetronomeApp:
                 for k, v in item.items()
                 if not k.startswith("_")
                 and (k != "balance" or flags["include_balance"])
+                and (k != "ledger" or flags["include_ledgers"])
             }
             for item in self.data.balances(customer_id)
             if (flags["include_contract_balances"] or not item["_contract_level"])

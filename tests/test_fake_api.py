@@ -252,6 +252,38 @@ def test_contracts_parse_with_and_without_a_cursor(server, client):
     assert httpx.post(url, json=too_many, headers=headers).status_code == 400
 
 
+def test_balances_with_ledgers_parse_and_are_sent_only_when_asked(server, client):
+    """`include_ledgers`: every entry type reads through the client's strict models."""
+    data = server.app.data
+    kinds = set()
+    for customer_id in data.all_customer_ids()[:40]:
+        served = data.balances(customer_id)
+        balances = list(
+            client.v1.contracts.list_balances(
+                customer_id=customer_id,
+                include_archived=True,
+                include_balance=True,
+                include_contract_balances=True,
+                include_ledgers=True,
+                limit=2,
+            )
+        )
+        assert _ids(balances) == [b["id"] for b in served]
+        for balance, item in zip(balances, served, strict=True):
+            ledger = balance.ledger or []
+            assert [e.type for e in ledger] == [
+                e["type"] for e in item.get("ledger") or []
+            ]
+            kinds |= {e.type for e in ledger}
+        without = list(
+            client.v1.contracts.list_balances(
+                customer_id=customer_id, include_contract_balances=True
+            )
+        )
+        assert all(b.ledger is None for b in without)
+    assert len(kinds) == 22, "every ledger entry type of commits and credits"
+
+
 def test_balances_parse_with_the_cursor_in_the_body(server, client):
     data = server.app.data
     kinds = set()

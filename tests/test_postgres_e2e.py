@@ -41,12 +41,21 @@ KEYS = {
         "invoice_line_items",
         "contracts",
         "balances",
+        "balance_ledger_entries",
+        "balance_snapshots",
         "usage",
         "audit_logs",
     )
 }
 #: The streams of issue 12, per customer (checked in the first test only).
-BILLING = ("invoices", "invoice_line_items", "contracts", "balances")
+BILLING = (
+    "invoices",
+    "invoice_line_items",
+    "contracts",
+    "balances",
+    "balance_ledger_entries",
+    "balance_snapshots",
+)
 #: The account-wide incremental streams of issue 13 (first test only).
 ACCOUNT = ("usage", "audit_logs")
 
@@ -72,6 +81,11 @@ def billing_counts(data: FakeData) -> dict[str, int]:
         ),
         "contracts": sum(len(data.contracts(c)) for c in customers),
         "balances": sum(len(data.balances(c)) for c in customers),
+        "balance_ledger_entries": sum(
+            len(b.get("ledger") or []) for c in customers for b in data.balances(c)
+        ),
+        # One per commit or credit: the runs of a test are on one UTC day.
+        "balance_snapshots": sum(len(data.balances(c)) for c in customers),
     }
 
 
@@ -180,6 +194,14 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
     assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
         invoices_total(data)
     )
+    (ledger_total,) = sql(
+        postgres, "SELECT sum(amount) FROM metronome.balance_ledger_entries"
+    )[0]
+    assert ledger_total == sum(
+        (e["amount"] for c in data.all_customer_ids() for b in data.balances(c)
+         for e in b.get("ledger") or []),
+        Decimal(0),
+    )  # fmt: skip
     primary_keys = {
         row[0]
         for row in sql(

@@ -34,6 +34,7 @@ from jsonschema import Draft202012Validator
 from tap_metronome.errors import ResponseError
 from tap_metronome.records import cost_rows
 from tap_metronome.streams import STREAM_TYPES
+from tap_metronome.streams.balances import BalanceFamilyStream
 from tap_metronome.streams.base import ListStream
 from tap_metronome.streams.invoices import CustomerInvoices, InvoiceLineItemsStream
 from tap_metronome.streams.partitions import PARENT_KEYS
@@ -153,6 +154,9 @@ ITEM_KEYS = {t.name: item_keys(t) for t in STREAM_TYPES} | {
     "invoice_line_items": item_keys(BY_NAME["invoices"]),
     # A Costs item is a day with a map of credit types (the tap makes the rows).
     "customer_costs": ("start_timestamp", "end_timestamp", "credit_types"),
+    # Ledger entries and snapshots are made of a commit or credit (its id).
+    "balance_ledger_entries": ("id",),
+    "balance_snapshots": ("id",),
 }
 
 
@@ -183,6 +187,9 @@ def records_of(tap: TapMetronome, name: str, item: dict[str, Any]) -> list[dict]
         stream.invoices_seen.clear()
         read = CustomerInvoices(PARENT, date(2024, 1, 1), [item])
         return list(stream.rows(read))
+    if isinstance(stream, BalanceFamilyStream):
+        stream.begin()
+        return list(stream.rows(PARENT, [item]))
     if isinstance(stream, ListStream):
         return [stream.record(item, PARENT)]
     return [item]
@@ -350,6 +357,19 @@ def client_findings(name: str, schema: dict[str, Any]) -> list[str]:
     roots: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
     if name == "invoice_line_items":
         roots = [(("line_items", "*"), ())]
+    if name == "balance_ledger_entries":
+        roots = [(("ledger", "*"), ()), (("id",), ("commit_or_credit_id",))]
+        roots += [(("type",), ("commit_or_credit_type",))]
+        roots += [(("contract", "id"), ("commit_or_credit_contract_id",))]
+    if name == "balance_snapshots":
+        roots = [((field,), (field,)) for field in ("id", "type", "name", "balance")]
+        roots += [(("contract", "id"), ("contract_id",))]
+        roots += [(("product", "id"), ("product_id",))]
+        roots += [(("product", "name"), ("product_name",))]
+        for client in ("id", "name"):
+            roots.append(
+                (("access_schedule", "credit_type", client), (f"credit_type_{client}",))
+            )
     if name == "customer_costs":
         roots = [(("start_timestamp",), ("start_timestamp",))]
         roots += [(("end_timestamp",), ("end_timestamp",))]
@@ -366,6 +386,8 @@ def client_findings(name: str, schema: dict[str, Any]) -> list[str]:
                 not prefix and name == "customer_costs"
             ):
                 continue
+            if name == "balances" and where[:1] == ("ledger",):
+                continue  # balance_ledger_entries' rows, not a column of balances
             location = (*ours, *where[len(prefix) :])
             if not location:
                 continue

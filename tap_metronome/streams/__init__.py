@@ -5,15 +5,21 @@
 | `customers` | customers, customer_plans (per customer) |
 | `costs` | customer_costs (per customer, incremental) |
 | `invoices` | invoices, invoice_line_items (per customer, incremental, one read for both) |
-| `contracts` | contracts, balances (per customer) |
+| `contracts` | contracts (per customer) |
+| `balances` | balances, balance_ledger_entries, balance_snapshots (per customer, one read for the three) |
 | `pricing` | plans, plan_charges (per plan), credit_types, billable_metrics, products, rate_cards |
 | `usage` | usage, audit_logs (account-wide, incremental) |
 """
 
 from __future__ import annotations
 
+from tap_metronome.streams.balances import (
+    BalanceLedgerEntriesStream,
+    BalanceSnapshotsStream,
+    BalancesStream,
+)
 from tap_metronome.streams.base import MetronomeStream, schema_dir
-from tap_metronome.streams.contracts import BalancesStream, ContractsStream
+from tap_metronome.streams.contracts import ContractsStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC, CustomerCostsStream
 from tap_metronome.streams.customers import CustomerPlansStream, CustomersStream
 from tap_metronome.streams.invoices import InvoiceLineItemsStream, InvoicesStream
@@ -37,6 +43,8 @@ STREAM_TYPES: tuple[type[MetronomeStream], ...] = (
     InvoiceLineItemsStream,
     ContractsStream,
     BalancesStream,
+    BalanceLedgerEntriesStream,
+    BalanceSnapshotsStream,
     PlansStream,
     PlanChargesStream,
     CreditTypesStream,

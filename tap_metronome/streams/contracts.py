@@ -1,4 +1,4 @@
-"""Contracts and balances: what each customer has committed to and can draw on."""
+"""Contracts: what each customer has committed to (balances: `balances.py`)."""
 
 from __future__ import annotations
 
@@ -25,26 +25,4 @@ class ContractsStream(ListStream):
     body: ClassVar[dict[str, Any]] = {"include_archived": True}
     page_style = PageStyle.BODY_CURSOR_PAGE_CURSOR_FIELD
     max_page_size = 20
-    primary_keys: ClassVar[list[str]] = ["id"]
-
-
-class BalancesStream(ListStream):
-    """Every customer's commits and credits with balances, archived ones too."""
-
-    name = "balances"
-    path = "/v1/contracts/customerBalances/list"
-    description = (
-        "A commit or a credit (type PREPAID, POSTPAID or CREDIT), archived ones "
-        "and contract-level ones included, with its balance."
-    )
-    method = "POST"
-    parent = "customers"
-    parent_in = "body"
-    body: ClassVar[dict[str, Any]] = {
-        "include_archived": True,
-        "include_balance": True,
-        "include_contract_balances": True,
-    }
-    page_style = PageStyle.BODY_CURSOR_PAGE
-    max_page_size = 25
     primary_keys: ClassVar[list[str]] = ["id"]

@@ -4,9 +4,9 @@ Why this module goes its own way: line items have no endpoint of their own; they
 are in the invoices' responses. The SDK syncs one stream at a time (by name:
 `invoice_line_items`, then `invoices`), and a stream can emit only its own
 records. So the first of the two selected streams reads each customer's invoices
-and, when the other is selected too, keeps them in a temporary file (`Spill`)
-for it: one request per customer (and page) for both streams, and memory that
-does not grow with the account.
+and, when the other is selected too, keeps them in a temporary file
+(`shared.Spill`) for it: one request per customer (and page) for both streams,
+and memory that does not grow with the account.
 
 Bookmarks: per customer, `reread_from` is the earliest billing-period start that
 can still change: the oldest DRAFT's, and at least `invoices_lookback_days`
@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tempfile
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -37,7 +34,8 @@ from tap_metronome.paths import with_id
 from tap_metronome.seen import SeenKeys
 from tap_metronome.streams.base import MetronomeStream
 from tap_metronome.streams.costs import STATE_WRITES_PER_SYNC
-from tap_metronome.streams.partitions import Partitions, SkipReason, cancel_on_error
+from tap_metronome.streams.partitions import Partitions, cancel_on_error
+from tap_metronome.streams.shared import Spill
 from tap_metronome.times import parse_date_time
 from tap_metronome.windows import rfc3339
 
@@ -69,8 +67,6 @@ IDENTITY_FIELDS = (
     "tier",
 )
 _IDENTITY_ENCODER = msgspec.json.Encoder(order="sorted", decimal_format="number")
-_SPILL_ENCODER = msgspec.json.Encoder(decimal_format="number")
-_SPILL_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def line_item_keys(lines: list[dict[str, Any]]) -> list[str]:
@@ -126,66 +122,6 @@ class CustomerInvoices:
         return earliest
 
 
-class Spill:
-    """Customers' invoices kept on disk for the second of the two streams."""
-
-    def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-metronome-")  # noqa: SIM115 - closed by close()
-        self._where: dict[str, tuple[int, int, date]] = {}
-        self._skipped: dict[str, SkipReason] = {}
-        self._lock = threading.Lock()  # workers take while the stream thread puts
-
-    def put_skip(self, customer_id: str, error: SkipReason) -> None:
-        """Remember a customer the first stream skipped: so is the second."""
-        with self._lock:
-            self._skipped[customer_id] = error
-
-    def put(self, read: CustomerInvoices) -> None:
-        """Keep one customer's invoices (read from `read.since`)."""
-        blob = _SPILL_ENCODER.encode(read.invoices)
-        with self._lock:
-            offset = self._file.seek(0, 2)
-            self._file.write(blob)
-            self._where[read.customer_id] = (offset, len(blob), read.since)
-
-    def take(self, customer_id: str, since: date) -> list[dict[str, Any]] | None:
-        """The customer's invoices if they were read from `since` or earlier.
-
-        Raises the error a skipped customer answered, without a request.
-        """
-        with self._lock:
-            skipped = self._skipped.pop(customer_id, None)
-            if skipped is not None:
-                raise skipped
-            where = self._where.pop(customer_id, None)
-            if where is None or where[2] > since:
-                return None
-            offset, length, _ = where
-            self._file.seek(offset)
-            blob = self._file.read(length)
-        invoices: list[dict[str, Any]] = _SPILL_DECODER.decode(blob)
-        return invoices
-
-    def close(self) -> None:
-        """Delete the file."""
-        self._where.clear()
-        self._file.close()
-
-
-class InvoiceReads:
-    """What the two streams share in one run: who read first, and the spill."""
-
-    def __init__(self) -> None:
-        self.spill: Spill | None = None
-        self.finished: set[str] = set()
-
-    def close(self) -> None:
-        """Free the spill once both streams are done."""
-        if self.spill is not None:
-            self.spill.close()
-            self.spill = None
-
-
 class InvoiceFamilyStream(MetronomeStream):
     """What `invoices` and `invoice_line_items` share: reads, bookmarks, fan-out."""
 
@@ -237,7 +173,7 @@ class InvoiceFamilyStream(MetronomeStream):
         customer_ids, complete_listing = self.customer_ids()
         listed = customer_ids if complete_listing else None
         bookmarks = self.read_bookmarks(listed)  # of customers still listed
-        shared = self.services.invoice_reads
+        shared = self.services.shared_read(INVOICES_PATH)
         sibling = self.services.stream(self.sibling)
         assert isinstance(sibling, InvoiceFamilyStream)  # noqa: S101 - the pair's own name
         # The sibling still to run reads from this run's reads, if it can.
@@ -294,7 +230,9 @@ class InvoiceFamilyStream(MetronomeStream):
             ):
                 for _, result in results:
                     if tee and shared.spill is not None:
-                        shared.spill.put(result)
+                        shared.spill.put(
+                            result.customer_id, result.invoices, result.since
+                        )
                     for row in self.rows(result):
                         rows += 1
                         yield row
@@ -385,4 +323,4 @@ class InvoiceLineItemsStream(InvoiceFamilyStream):
                 }
 
 
-__all__ = ["InvoiceLineItemsStream", "InvoiceReads", "InvoicesStream"]
+__all__ = ["InvoiceLineItemsStream", "InvoicesStream"]
