@@ -17,6 +17,9 @@ script writes. The policy (docs/architecture.md, "Schemas"):
   stream's class (`tap_metronome.streams.STREAM_TYPES`), so adding a stream is
   adding its class and running this script (and its official client type to
   `CLIENT_MODELS`).
+- Endpoints the spec copy lacks (`CLIENT_ONLY`: the Plans API's credit grants
+  and ledger) are read from the official client's response models instead
+  (`client_openapi`), and the schema's description says so.
 - Columns the tap adds come first: a per-parent stream's parent id when the
   item has none (`plan_id` on plan charges), the columns a stream declares in
   `added_columns` (a key lifted out of the item); the rows the tap builds
@@ -43,6 +46,7 @@ from tap_metronome.streams.balances import (
     BalanceLedgerEntriesStream,
     BalanceSnapshotsStream,
 )
+from tap_metronome.streams.credits import CreditLedgerEntriesStream
 from tap_metronome.streams.invoices import InvoiceLineItemsStream
 from tap_metronome.streams.partitions import PARENT_KEYS, PARENT_NOUNS
 
@@ -124,6 +128,21 @@ CLIENT_MODELS = {
     "usage": "v1.usage_list_response.UsageListResponse",
     "audit_logs": "v1.audit_log_list_response.AuditLogListResponse",
     "customer_costs": "v1.customer_list_costs_response.CustomerListCostsResponse",
+    "customer_alerts": "v1.customers.customer_alert.CustomerAlert",
+    "billing_provider_configurations": (
+        "v1.customer_retrieve_billing_configurations_response.Data"
+    ),
+    "credit_grants": "v1.credit_grant_list_response.CreditGrantListResponse",
+    "credit_ledger_entries": (
+        "v1.credit_grant_list_entries_response.CreditGrantListEntriesResponse"
+    ),
+}
+
+#: Endpoints the spec copy lacks, and the official client's model of one `data`
+#: item of each: their item schemas are read from the client (`client_openapi`).
+CLIENT_ONLY = {
+    ("post", "/v1/credits/listGrants"): CLIENT_MODELS["credit_grants"],
+    ("post", "/v1/credits/listEntries"): CLIENT_MODELS["credit_ledger_entries"],
 }
 
 
@@ -234,6 +253,62 @@ def _client_single(kind: Any, depth: int) -> dict[str, Any]:
 _JSON_KIND = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
+def client_item_schema(method: str, path: str) -> dict[str, Any]:
+    """The item schema of an endpoint the spec copy lacks, from the client (a copy)."""
+    return copy.deepcopy(_client_openapi(CLIENT_ONLY[method, path]))
+
+
+@functools.cache
+def _client_openapi(dotted: str) -> dict[str, Any]:
+    return client_openapi(_client_type(dotted))
+
+
+def client_openapi(annotation: Any, depth: int = 0) -> dict[str, Any]:
+    """An OpenAPI 3.0 schema object for a type of the official client.
+
+    For the endpoints the spec copy lacks (`CLIENT_ONLY`), so that they are read
+    as every other endpoint is (`Spec.convert`; the tests' items and checks):
+    a model is an object whose fields without a default are `required`, an
+    `Optional` is `nullable`, a `Literal` an `enum`, a `datetime` a `date-time`
+    string, `float` a number (read as an exact Decimal by the tap).
+    """
+    args = [a for a in union_args(annotation) if a is not type(None)]
+    nullable = {"nullable": True} if len(args) < len(union_args(annotation)) else {}
+    if len(args) > 1:
+        return {"oneOf": [client_openapi(a, depth + 1) for a in args]} | nullable
+    if not args or args[0] in (object, Any) or depth > 12:
+        return {} | nullable
+    kind = args[0]
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        values = list(typing.get_args(kind))
+        return {"type": _JSON_KIND[type(values[0])], "enum": values} | nullable
+    if origin is list:
+        item = client_openapi(typing.get_args(kind)[0], depth + 1)
+        return {"type": "array", "items": item} | nullable
+    if origin is dict:
+        value = client_openapi(typing.get_args(kind)[1], depth + 1)
+        return {"type": "object", "additionalProperties": value or True} | nullable
+    if _is_model(kind):
+        fields = kind.model_fields
+        return {
+            "type": "object",
+            "required": [
+                info.alias or name
+                for name, info in fields.items()
+                if info.is_required()
+            ],
+            "properties": {
+                info.alias or name: client_openapi(info.annotation, depth + 1)
+                for name, info in fields.items()
+            },
+        } | nullable
+    if kind in (datetime.datetime, datetime.date):
+        form = "date-time" if kind is datetime.datetime else "date"
+        return {"type": "string", "format": form} | nullable
+    return {"type": _JSON_KIND[kind]} | nullable
+
+
 class Spec:
     """The OpenAPI document, with `$ref` resolution."""
 
@@ -271,7 +346,13 @@ class Spec:
         return node
 
     def item_schema(self, endpoint: Endpoint) -> dict[str, Any]:
-        """The schema of one `data` item of the endpoint's 200 answer."""
+        """The schema of one `data` item of the endpoint's 200 answer.
+
+        For an endpoint the spec copy lacks (`CLIENT_ONLY`), the official
+        client's model of the item, as an OpenAPI schema (`client_openapi`).
+        """
+        if (endpoint.method, endpoint.path) in CLIENT_ONLY:
+            return client_item_schema(endpoint.method, endpoint.path)
         operation = self.document["paths"][endpoint.path][endpoint.method]
         content = operation["responses"]["200"]["content"]["application/json"]
         page = self.resolve(content["schema"])
@@ -447,7 +528,72 @@ def listing_schema(spec: Spec, stream: type[MetronomeStream]) -> dict[str, Any]:
             schema["type"] = next(t for t in kind if t != "null")
     return _stream(
         stream.name,
-        f"An item of {endpoint}. {stream.description}".strip(),
+        f"An item of {endpoint}. {stream.description}{_source(endpoint)}".strip(),
+        keys=key_columns(stream),
+        properties=properties,
+    )
+
+
+def _source(endpoint: Endpoint) -> str:
+    """What says where a schema comes from when it is not the spec."""
+    dotted = CLIENT_ONLY.get((endpoint.method, endpoint.path))
+    if dotted is None:
+        return ""
+    return (
+        f" Read from the official client's response model (metronome-sdk "
+        f"{_client_version()}, metronome.types.{dotted}): the spec copy lacks "
+        "this endpoint."
+    )
+
+
+def _client_version() -> str:
+    return importlib.import_module("metronome._version").__version__
+
+
+def credit_ledger_entries_schema(
+    spec: Spec, stream: type[MetronomeStream]
+) -> dict[str, Any]:
+    """`credit_ledger_entries`: one row per entry of a customer's ledger (tap-built)."""
+    endpoint = Endpoint.of(stream)
+    item = spec.resolve(spec.item_schema(endpoint))
+    ledger = spec.resolve(spec.resolve(item["properties"]["ledgers"])["items"])
+    credit_type = spec.convert(ledger["properties"]["credit_type"])["properties"]
+    entry = spec.convert(ledger["properties"]["entries"])["items"]
+    properties = {
+        "customer_id": spec.convert(item["properties"]["customer_id"])
+        | {"description": "The customer whose ledger holds the entry."},
+        "credit_type_id": {
+            "type": "string",
+            "description": "The ledger's credit type (credit_type.id of the ledger).",
+        },
+        "credit_type_name": _nullable(credit_type["name"])
+        | {"description": "The ledger's credit type's name, also the amounts' unit."},
+        "entry_key": {
+            "type": "string",
+            "description": (
+                "Added by the tap (entries have no id): a hash of the customer, credit "
+                "type, pending flag, credit_grant_id, effective_at, reason, invoice_id "
+                "and created_by, with #2, #3... for identical entries in API order; "
+                "the same entry gets the same key in every run, whatever its amount "
+                "or running balance."
+            ),
+        },
+        "pending": {
+            "type": "boolean",
+            "description": (
+                "Added by the tap: whether the entry is one of the ledger's "
+                "pending_entries (not posted yet: a pending deduction's amount "
+                "changes until its invoice is finalized, then it is posted as an "
+                "entry of its own) rather than its entries."
+            ),
+        },
+        **entry["properties"],
+    }
+    return _stream(
+        stream.name,
+        f"One entry of a customer's credit ledger of one credit type, posted or "
+        f"pending: {endpoint}'s items (a customer each, with a ledger per credit "
+        f"type) turned into rows.{_source(endpoint)}",
         keys=key_columns(stream),
         properties=properties,
     )
@@ -621,6 +767,7 @@ BUILT_BY_THE_TAP = {
     InvoiceLineItemsStream: line_items_schema,
     BalanceLedgerEntriesStream: ledger_entries_schema,
     BalanceSnapshotsStream: snapshots_schema,
+    CreditLedgerEntriesStream: credit_ledger_entries_schema,
 }
 
 

@@ -85,11 +85,19 @@ class PageStyle(Enum):
     BODY_CURSOR_PAGE = ("body", "next_page", True)
     #: `SyncBodyCursorPageCursorField`: `cursor` and `limit` in the body (contracts).
     BODY_CURSOR_PAGE_CURSOR_FIELD = ("body", "cursor", True)
+    #: No page class: the spec and the client read one answer, `{"data": [...]}`
+    #: (billing provider configurations). A `next_page` the API may add one day
+    #: is followed in the query rather than its pages dropped.
+    NO_PAGING = ("query", "next_page", False, True)
 
-    def __init__(self, where: str, cursor: str, takes_limit: bool) -> None:
+    def __init__(
+        self, where: str, cursor: str, takes_limit: bool, cursor_optional: bool = False
+    ) -> None:
         self.where = where
         self.cursor = cursor
         self.takes_limit = takes_limit
+        #: Whether an answer may lack the cursor (then it is the last page).
+        self.cursor_optional = cursor_optional
 
 
 class PaginationError(ResponseError):
@@ -105,17 +113,24 @@ class CursorPage:
 
     @classmethod
     def from_body(
-        cls, body: Any, *, stream: str, request: str, cursor: str = "next_page"
+        cls,
+        body: Any,
+        *,
+        stream: str,
+        request: str,
+        cursor: str = "next_page",
+        cursor_optional: bool = False,
     ) -> CursorPage:
         """Check the body has the list shape the spec promises.
 
-        `next_page` is required; `cursor` (contracts) may be absent, as in the
-        spec's shape, which has no pagination: absent means the last page.
+        `next_page` is required, unless `cursor_optional` (an endpoint without
+        paging); `cursor` (contracts) may be absent, as in the spec's shape,
+        which has no pagination: absent means the last page.
         """
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("data"), list)
-            or (cursor == "next_page" and cursor not in body)
+            or (cursor == "next_page" and not cursor_optional and cursor not in body)
             or not isinstance(body.get(cursor), str | None)
         ):
             msg = (
@@ -228,6 +243,7 @@ def iter_pages(
     stop: StopRequest | None = None,
     first_only: Mapping[str, Any] | None = None,
     until_empty: bool = False,
+    cursor_optional: bool = False,
 ) -> Iterator[CursorPage]:
     """Yield every page of a list endpoint, empty pages included, in order.
 
@@ -239,7 +255,8 @@ def iter_pages(
     `page_size` None sends no `limit` (usage has none). `first_only` query
     parameters go with the first request only (audit logs refuse `starting_on`
     beside a cursor). With `until_empty`, an empty page ends the listing (audit
-    logs return a cursor on every page, the last, empty one included).
+    logs return a cursor on every page, the last, empty one included). With
+    `cursor_optional`, an answer without `next_page` is the last page.
 
     A page that repeats one already read is yielded empty, and a listing that can
     no longer bring anything new stops (`MetronomeCursorPaginator.admit`).
@@ -269,7 +286,11 @@ def iter_pages(
             endpoint=endpoint or path,
         )
         page = CursorPage.from_body(
-            answer, stream=stream, request=request, cursor=cursor
+            answer,
+            stream=stream,
+            request=request,
+            cursor=cursor,
+            cursor_optional=cursor_optional,
         )
         if paginator.admit(page):
             yield page

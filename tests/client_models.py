@@ -18,8 +18,16 @@ from metronome.types.v1.contract_list_balances_response import (
 )
 from metronome.types.v1.contracts.product_list_response import ProductListResponse
 from metronome.types.v1.contracts.rate_card_list_response import RateCardListResponse
+from metronome.types.v1.credit_grant_list_entries_response import (
+    CreditGrantListEntriesResponse,
+)
+from metronome.types.v1.credit_grant_list_response import CreditGrantListResponse
 from metronome.types.v1.customer_detail import CustomerDetail
 from metronome.types.v1.customer_list_costs_response import CustomerListCostsResponse
+from metronome.types.v1.customer_retrieve_billing_configurations_response import (
+    Data as BillingProviderConfiguration,
+)
+from metronome.types.v1.customers.customer_alert import CustomerAlert
 from metronome.types.v1.customers.invoice import Invoice
 from metronome.types.v1.customers.plan_list_response import (
     PlanListResponse as CustomerPlan,
@@ -45,6 +53,13 @@ ITEM_MODELS: dict[tuple[str, str], Any] = {
     ("post", "/v1/usage"): UsageListResponse,
     ("get", "/v1/auditLogs"): AuditLogListResponse,
     ("get", "/v1/customers/{customer_id}/costs"): CustomerListCostsResponse,
+    ("post", "/v1/credits/listGrants"): CreditGrantListResponse,
+    ("post", "/v1/credits/listEntries"): CreditGrantListEntriesResponse,
+    ("post", "/v1/customer-alerts/list"): CustomerAlert,
+    (
+        "post",
+        "/v1/getCustomerBillingProviderConfigurations",
+    ): BillingProviderConfiguration,
 }
 
 

@@ -94,10 +94,13 @@ class FakeData:
     #: Days after `today` have no usage yet.
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
     #: Statuses that one endpoint answers for one customer: {(endpoint, id): status},
-    #: endpoint one of "invoices", "contracts", "balances".
+    #: endpoint one of "invoices", "contracts", "balances", "alerts",
+    #: "billing_providers".
     forced: dict[tuple[str, str], int] = field(default_factory=dict)
     #: The account's audit log, oldest first (entries may share a timestamp).
     audit_logs: list[dict[str, Any]] = field(default_factory=list)
+    #: Credit grants and ledgers, drawn when first asked for (`credit_grants`).
+    _credits: tuple[list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
     _index: dict[str, dict[str, Any]] | None = None
     _numbers: dict[str, int] | None = None
     _billing: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
@@ -168,6 +171,74 @@ class FakeData:
         # From the first day the tests' default window reads (2024-06-01).
         data.add_audit_entries(audit_entries, after=datetime(2024, 6, 1, tzinfo=UTC))
         return data
+
+    def _draw_credits(
+        self,
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        if self._credits is None:
+            grants: list[dict[str, Any]] = []
+            ledgers: dict[str, dict[str, Any]] = {}
+            for n, customer_id in enumerate(self.all_customer_ids()):
+                if n % 3 == 0:
+                    mine = _credit_grants(self.seed, n, customer_id)
+                    grants += mine
+                    ledgers[customer_id] = _credit_ledger(
+                        self.seed, n, customer_id, mine
+                    )
+            self._credits = grants, ledgers
+        return self._credits
+
+    @property
+    def credit_grants(self) -> list[dict[str, Any]]:
+        """The account's credit grants (Plans API): every third customer has one,
+        every thirtieth a second one in another credit type."""
+        return self._draw_credits()[0]
+
+    @property
+    def credit_ledgers(self) -> dict[str, dict[str, Any]]:
+        """The credit ledger of each customer with grants: {customer id: item of
+        /v1/credits/listEntries}, its ledgers' entries in time order."""
+        return self._draw_credits()[1]
+
+    def post_ledger_entries(
+        self, effective_at: datetime, *, every: int = 4
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """A deduction effective at `effective_at` in every `every`-th ledger (an
+        invoice finalized late); returns (customer id, entry) of each."""
+        added = []
+        for k, (customer_id, item) in enumerate(self.credit_ledgers.items()):
+            if k % every:
+                continue
+            ledger = item["ledgers"][0]
+            entry = {
+                "amount": Decimal("-12.3456789"),
+                "created_by": "Metronome",
+                "credit_grant_id": ledger["entries"][0]["credit_grant_id"],
+                "effective_at": _ts(effective_at),
+                "reason": "Late invoice deduction",
+                "running_balance": Decimal("1000.5"),
+                "invoice_id": _uuid(self.seed, f"late-invoice-{customer_id}", k),
+            }
+            ledger["entries"].append(entry)
+            ledger["entries"].sort(key=lambda e: e["effective_at"])
+            added.append((customer_id, entry))
+        return added
+
+    def customer_alerts(self, customer_id: str) -> list[dict[str, Any]]:
+        """The alerts the customer is evaluated against, every status (drawn once)."""
+        key = ("alerts", customer_id)
+        if key not in self._billing:
+            self._billing[key] = _customer_alerts(self.seed, self.number(customer_id))
+        return self._billing[key]
+
+    def billing_provider_configurations(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's billing provider configurations, archived ones too."""
+        key = ("billing-providers", customer_id)
+        if key not in self._billing:
+            self._billing[key] = _billing_provider_configurations(
+                self.seed, self.number(customer_id), customer_id
+            )
+        return self._billing[key]
 
     def add_audit_entries(
         self, count: int, *, after: datetime | None = None, same_second: bool = False
@@ -557,6 +628,193 @@ def _customer_plans(
             )
         )
     return out
+
+
+#: The statuses of the account's alerts; each customer is evaluated against some
+#: (their types are drawn from the spec's).
+ALERTS = ("enabled", "enabled", "disabled", "archived")
+
+
+def _customer_alerts(seed: int, n: int) -> list[dict[str, Any]]:
+    """Alerts of customer `n`: none for every sixth, else all but one of the
+    account's alerts (the same alert id under many customers)."""
+    if n % 6 == 5:
+        return []
+    out = []
+    for a, status in enumerate(ALERTS):
+        if a == n % len(ALERTS) and n % 2:
+            continue
+        customer_status = None if status == "archived" else ["ok", "in_alarm"][n % 2]
+        item = {
+            "customer_status": customer_status,
+            "alert": {
+                "id": _uuid(seed, "alert", a),
+                "name": f"Alert {a}",
+                "status": status,
+                "threshold": [Decimal(1000 * (a + 1)), *EXACT_AMOUNTS][a],
+                "updated_at": "2024-05-01T00:00:00Z",
+            },
+        }
+        out.append(
+            complete(
+                "post",
+                "/v1/customer-alerts/list",
+                item,
+                n * 8 + a,
+                keep=("customer_status", "alert/id", "alert/status", "alert/threshold"),
+            )
+        )
+    return out
+
+
+def _billing_provider_configurations(
+    seed: int, n: int, customer_id: str
+) -> list[dict[str, Any]]:
+    """None for every fourth customer, else one; every third of those has an
+    archived one too (a customer moved from one provider to another)."""
+    if n % 4 == 3:
+        return []
+    count = 2 if n % 3 == 0 else 1
+    out = []
+    for k in range(count):
+        archived = k + 1 < count
+        item = {
+            "id": _uuid(seed, f"billing-provider-{n}", k),
+            "customer_id": customer_id,
+            "configuration": {"stripe_customer_id": f"cus_{n}_{k}"},
+            "delivery_method_id": _uuid(seed, "delivery-method", n % 3),
+            "delivery_method_configuration": {"leave_invoices_in_draft": n % 2 == 0},
+            "archived_at": "2024-02-01T00:00:00Z" if archived else None,
+        }
+        out.append(
+            complete(
+                "post",
+                "/v1/getCustomerBillingProviderConfigurations",
+                item,
+                n * 3 + k,
+                keep=("id", "customer_id", "archived_at"),
+            )
+        )
+    return out
+
+
+def _credit_grants(seed: int, n: int, customer_id: str) -> list[dict[str, Any]]:
+    """One grant, and a second one in another credit type for every tenth."""
+    out = []
+    for k in range(2 if n % 30 == 0 else 1):
+        credit_type = CREDIT_TYPES[(n + k) % len(CREDIT_TYPES)]
+        effective = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n % 120 + k)
+        amount = [Decimal("100000"), EXACT_AMOUNTS[2], Decimal("2500.5")][n // 3 % 3]
+        grant = {
+            "id": _uuid(seed, f"credit-grant-{n}", k),
+            "customer_id": customer_id,
+            "name": f"Prepaid credits {n}-{k}",
+            "effective_at": _ts(effective),
+            "expires_at": _ts(effective + timedelta(days=365)),
+            "priority": Decimal(k + 1),
+            "grant_amount": {"amount": amount, "credit_type": dict(credit_type)},
+            "paid_amount": {
+                "amount": amount / 2,
+                "credit_type": dict(CREDIT_TYPES[0]),
+            },
+            "custom_fields": {"deal": f"D-{n}"} if n % 2 else {},
+        }
+        out.append(
+            complete(
+                "post",
+                "/v1/credits/listGrants",
+                grant,
+                n * 2 + k,
+                keep=("id", "customer_id", "grant_amount", "effective_at"),
+            )
+        )
+    return out
+
+
+def _credit_ledger(
+    seed: int, n: int, customer_id: str, grants: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A ledger per grant's credit type: the grant, a deduction early in each
+    month after it (in the tests' default week, 2024-06-01..07, too), and a
+    pending deduction for the month after the last."""
+    ledgers = []
+    for k, grant in enumerate(grants):
+        granted = grant["grant_amount"]["amount"]
+        effective = datetime.fromisoformat(grant["effective_at"])
+        entries = [
+            {
+                "amount": granted,
+                "created_by": f"user-{n % 5}",
+                "credit_grant_id": grant["id"],
+                "effective_at": grant["effective_at"],
+                "reason": "Credit grant",
+                "running_balance": granted,
+            }
+        ]
+        balance = granted
+        month = _next_month(effective.date())
+        while month <= date(2024, 12, 1):
+            moment = _midnight(month) + timedelta(days=n % 7, hours=k)
+            amount = -[Decimal("12.5"), EXACT_AMOUNTS[1], Decimal("0.1")][
+                month.month % 3
+            ]
+            balance += amount
+            entry = {
+                "amount": amount,
+                "created_by": "Metronome",
+                "credit_grant_id": grant["id"],
+                "effective_at": _ts(moment),
+                "reason": "Invoice deduction",
+                "running_balance": balance,
+                "invoice_id": _uuid(seed, f"ledger-invoice-{n}-{k}", month.month),
+            }
+            entries.append(entry)
+            if month.month == 6 and n % 2 == 0:
+                entries.append(dict(entry))  # two identical deductions: #2
+                balance += amount
+                entries[-1]["running_balance"] = balance
+            month = _next_month(month)
+        pending = [
+            {
+                "amount": Decimal("-3.25"),
+                "created_by": "Metronome",
+                "credit_grant_id": grant["id"],
+                "effective_at": _ts(_midnight(date(2025, 1, 1))),
+                "reason": "Pending invoice deduction",
+                "running_balance": balance - Decimal("3.25"),
+                "invoice_id": _uuid(seed, f"ledger-pending-{n}", k),
+            }
+        ]
+        ledgers.append(
+            {
+                "credit_type": dict(grant["grant_amount"]["credit_type"]),
+                "entries": entries,
+                "pending_entries": pending,
+                "starting_balance": {
+                    "effective_at": grant["effective_at"],
+                    "excluding_pending": Decimal(0),
+                    "including_pending": Decimal(0),
+                },
+                "ending_balance": {
+                    "effective_at": _ts(_midnight(date(2025, 1, 1))),
+                    "excluding_pending": balance,
+                    "including_pending": balance - Decimal("3.25"),
+                },
+            }
+        )
+    return complete(
+        "post",
+        "/v1/credits/listEntries",
+        {"customer_id": customer_id, "ledgers": ledgers},
+        n,
+        keep=(
+            "customer_id",
+            "ledgers/*/credit_type",
+            "ledgers/*/entries/*/effective_at",
+            "ledgers/*/entries/*/amount",
+            "ledgers/*/entries/*/invoice_id",
+        ),
+    )
 
 
 def _billable_metric(seed: int, n: int) -> dict[str, Any]:
@@ -1226,6 +1484,24 @@ class FakeMetronomeApp:
                 ),
                 Rule("/v1/usage", endpoint="usage", methods=["POST"]),
                 Rule("/v1/auditLogs", endpoint="audit_logs", methods=["GET"]),
+                Rule(
+                    "/v1/credits/listGrants", endpoint="credit_grants", methods=["POST"]
+                ),
+                Rule(
+                    "/v1/credits/listEntries",
+                    endpoint="credit_ledger_entries",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/v1/customer-alerts/list",
+                    endpoint="customer_alerts",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/v1/getCustomerBillingProviderConfigurations",
+                    endpoint="billing_provider_configurations",
+                    methods=["POST"],
+                ),
             ]
         )
 
@@ -1573,6 +1849,171 @@ class FakeMetronomeApp:
             f"balances:{customer_id}:{sorted(flags.items())}",
             balances,
             paging=paging,
+        )
+
+    def on_credit_grants(self, request: Request) -> Response:
+        """Every grant, or those of `customer_ids` / `credit_type_ids` / `credit_grant_ids`."""
+        body = _json_body(request)
+        filters = {}
+        for name in ("credit_grant_ids", "customer_ids", "credit_type_ids"):
+            value = body.get(name)
+            if value is not None and (
+                not isinstance(value, list)
+                or not all(isinstance(v, str) for v in value)
+            ):
+                raise _ApiError(400, f"{name} must be a list of ids")
+            filters[name] = value
+        if filters["credit_grant_ids"] is not None and (
+            filters["customer_ids"] is not None
+            or filters["credit_type_ids"] is not None
+        ):
+            raise _ApiError(400, "credit_grant_ids excludes the other filters")
+        grants = [
+            grant
+            for grant in self.data.credit_grants
+            if (
+                filters["credit_grant_ids"] is None
+                or grant["id"] in filters["credit_grant_ids"]
+            )
+            and (
+                filters["customer_ids"] is None
+                or grant["customer_id"] in filters["customer_ids"]
+            )
+            and (
+                filters["credit_type_ids"] is None
+                or grant["grant_amount"]["credit_type"]["id"]
+                in filters["credit_type_ids"]
+            )
+        ]
+        listing = hashlib.sha256(
+            f"credit-grants:{sorted(body.items())}".encode()
+        ).hexdigest()
+        return self._page(request, listing, grants)
+
+    #: Customers per page of /v1/credits/listEntries (it takes no `limit`).
+    LEDGERS_PER_PAGE = 25
+
+    def on_credit_ledger_entries(self, request: Request) -> Response:
+        """Each customer's ledgers with the entries effective in [starting_on,
+        ending_before), one item per customer; no `limit`."""
+        body = _json_body(request)
+        starting_on = (
+            _timestamp(body["starting_on"], "starting_on")
+            if "starting_on" in body
+            else None
+        )
+        ending_before = (
+            _timestamp(body["ending_before"], "ending_before")
+            if "ending_before" in body
+            else None
+        )
+        if ending_before is not None and ending_before > datetime.now(UTC):
+            raise _ApiError(400, "ending_before must not be in the future")
+        sort = request.args.get("sort", "asc")
+        if sort not in {"asc", "desc"}:
+            raise _ApiError(400, "sort must be asc or desc")
+        customers = body.get("customer_ids")
+        credit_types = body.get("credit_type_ids")
+        for name, value in (
+            ("customer_ids", customers),
+            ("credit_type_ids", credit_types),
+        ):
+            if value is not None and (
+                not isinstance(value, list)
+                or not all(isinstance(v, str) for v in value)
+            ):
+                raise _ApiError(400, f"{name} must be a list of ids")
+
+        def effective(entry: dict[str, Any]) -> bool:
+            moment = datetime.fromisoformat(entry["effective_at"])
+            return (starting_on is None or moment >= starting_on) and (
+                ending_before is None or moment < ending_before
+            )
+
+        def render(item: dict[str, Any]) -> dict[str, Any]:
+            ledgers = []
+            for ledger in item["ledgers"]:
+                if (
+                    credit_types is not None
+                    and ledger["credit_type"]["id"] not in credit_types
+                ):
+                    continue
+                shown = dict(ledger)
+                for kind in ("entries", "pending_entries"):
+                    entries = [e for e in ledger[kind] if effective(e)]
+                    shown[kind] = entries[::-1] if sort == "desc" else entries
+                ledgers.append(shown)
+            return {**item, "ledgers": ledgers}
+
+        items = [
+            item
+            for customer_id, item in self.data.credit_ledgers.items()
+            if customers is None or customer_id in customers
+        ]
+        listing = hashlib.sha256(
+            f"ledgers:{sorted(body.items())}:{sort}".encode()
+        ).hexdigest()
+        return self._page(
+            request,
+            listing,
+            items,
+            render,
+            paging=(self.LEDGERS_PER_PAGE, request.args.get("next_page")),
+        )
+
+    def on_customer_alerts(self, request: Request) -> Response:
+        """A customer's alerts; only enabled ones unless `alert_statuses` says (in
+        any case the spec allows); no `limit`."""
+        body = _json_body(request)
+        customer_id = self._billing_customer("alerts", body.get("customer_id"))
+        statuses = body.get("alert_statuses", ["enabled"])
+        if (
+            not isinstance(statuses, list)
+            or not statuses
+            or not all(
+                isinstance(s, str)
+                and s
+                in {"enabled", "disabled", "archived"}
+                | {v.upper() for v in ("enabled", "disabled", "archived")}
+                | {v.capitalize() for v in ("enabled", "disabled", "archived")}
+                for s in statuses
+            )
+        ):
+            raise _ApiError(400, "alert_statuses must be ENABLED, DISABLED, ARCHIVED")
+        wanted = sorted({s.lower() for s in statuses})
+        alerts = [
+            item
+            for item in self.data.customer_alerts(customer_id)
+            if item["alert"]["status"] in wanted
+        ]
+        return self._page(
+            request,
+            f"alerts:{customer_id}:{wanted}",
+            alerts,
+            paging=(MAX_LIMIT, request.args.get("next_page")),
+        )
+
+    def on_billing_provider_configurations(self, request: Request) -> Response:
+        """A customer's configurations, archived ones with `include_archived`:
+        `{"data": [...]}` alone, no paging (as the spec and the client read it)."""
+        body = _json_body(request)
+        customer_id = self._billing_customer(
+            "billing_providers", body.get("customer_id")
+        )
+        include_archived = body.get("include_archived", False)
+        if not isinstance(include_archived, bool):
+            raise _ApiError(400, "include_archived must be a boolean")
+        configurations = [
+            item
+            for item in self.data.billing_provider_configurations(customer_id)
+            if include_archived or item["archived_at"] is None
+        ]
+        return self._page(
+            request,
+            f"billing-providers:{customer_id}:{include_archived}",
+            configurations,
+            paging=(max(len(configurations), 1), request.args.get("next_page")),
+            last_page_has_cursor=False,
         )
 
     def on_usage(self, request: Request) -> Response:

@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from scripts.generate_schemas import CLIENT_ONLY, client_item_schema
 from scripts.generate_schemas import union_args as _union_args
 
 
@@ -153,12 +154,22 @@ class SpecItems:
         return {**node, "nullable": True} if nullable else node
 
     def item_schema(self, method: str, path: str) -> dict[str, Any]:
-        """The schema of one `data` item of the endpoint's 200 answer."""
+        """The schema of one `data` item of the endpoint's 200 answer.
+
+        Endpoints the spec copy lacks (credit grants and their ledger): the
+        official client's model of the item, as an OpenAPI schema.
+        """
+        if (method.lower(), path) in CLIENT_ONLY:
+            return self._client_only(method.lower(), path)
         operation = self.document["paths"][path][method.lower()]
         page = self.resolve(
             operation["responses"]["200"]["content"]["application/json"]["schema"]
         )
         return self.resolve(page["properties"]["data"]["items"])
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one instance per process
+    def _client_only(self, method: str, path: str) -> dict[str, Any]:
+        return client_item_schema(method, path)
 
     def item(
         self, method: str, path: str, n: int, like: dict[str, Any] | None = None

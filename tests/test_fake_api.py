@@ -191,6 +191,87 @@ def test_customer_plans_parse(server, client):
         list(client.v1.customers.plans.list(customer_id=UNKNOWN_CUSTOMER))
 
 
+def test_customer_alerts_parse_and_filter_on_the_status(server, client):
+    data = server.app.data
+    statuses = set()
+    for customer_id in data.all_customer_ids()[:12]:
+        every = list(
+            client.v1.customers.alerts.list(
+                customer_id=customer_id,
+                alert_statuses=["ENABLED", "DISABLED", "ARCHIVED"],
+            )
+        )
+        assert [a.alert.id for a in every] == [
+            a["alert"]["id"] for a in data.customer_alerts(customer_id)
+        ]
+        statuses |= {a.alert.status for a in every}
+        enabled = list(client.v1.customers.alerts.list(customer_id=customer_id))
+        assert {a.alert.status for a in enabled} <= {"enabled"}
+        assert len(enabled) < len(every) or not every
+    assert statuses == {"enabled", "disabled", "archived"}
+    with pytest.raises(metronome.NotFoundError):
+        list(client.v1.customers.alerts.list(customer_id=UNKNOWN_CUSTOMER))
+
+
+def test_billing_provider_configurations_parse_without_paging(server, client):
+    data = server.app.data
+    archived = 0
+    for customer_id in data.all_customer_ids()[:12]:
+        answer = client.v1.customers.retrieve_billing_configurations(
+            customer_id=customer_id, include_archived=True
+        )
+        assert _ids(answer.data) == [
+            c["id"] for c in data.billing_provider_configurations(customer_id)
+        ]
+        active = client.v1.customers.retrieve_billing_configurations(
+            customer_id=customer_id
+        )
+        assert all(c.archived_at is None for c in active.data)
+        archived += len(answer.data) - len(active.data)
+    assert archived
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/v1/getCustomerBillingProviderConfigurations"
+    body = {"customer_id": data.all_customer_ids()[0], "include_archived": True}
+    assert set(httpx.post(url, json=body, headers=headers).json()) == {"data"}
+    with pytest.raises(metronome.NotFoundError):
+        client.v1.customers.retrieve_billing_configurations(
+            customer_id=UNKNOWN_CUSTOMER
+        )
+
+
+def test_credit_grants_parse_and_filter(server, client):
+    data = server.app.data
+    grants = list(client.v1.credit_grants.list(limit=7))
+    assert _ids(grants) == [g["id"] for g in data.credit_grants]
+    customer_id = data.credit_grants[0]["customer_id"]
+    mine = list(client.v1.credit_grants.list(customer_ids=[customer_id]))
+    assert {g.customer_id for g in mine} == {customer_id}
+    with pytest.raises(metronome.BadRequestError):
+        client.v1.credit_grants.list(
+            credit_grant_ids=[grants[0].id], customer_ids=[customer_id]
+        )
+
+
+def test_credit_ledger_entries_parse_and_filter_on_starting_on(server, client):
+    data = server.app.data
+    items = list(client.v1.credit_grants.list_entries())
+    assert [i.customer_id for i in items] == list(data.credit_ledgers)
+    every = [
+        e.effective_at for i in items for ledger in i.ledgers for e in ledger.entries
+    ]
+    since = datetime(2024, 6, 1, tzinfo=UTC)
+    later = list(client.v1.credit_grants.list_entries(starting_on=since))
+    recent = [
+        e.effective_at for i in later for ledger in i.ledgers for e in ledger.entries
+    ]
+    assert recent == [moment for moment in every if moment >= since]
+    assert 0 < len(recent) < len(every)
+    with pytest.raises(metronome.BadRequestError):
+        client.v1.credit_grants.list_entries(
+            ending_before=datetime.now(UTC) + timedelta(days=1)
+        )
+
+
 def test_invoices_parse_and_filter_on_the_billing_period(server, client):
     data = server.app.data
     customers = data.all_customer_ids()[:10]
@@ -512,6 +593,14 @@ def test_the_fake_sends_every_field_the_spec_allows_in_every_shape():
         ],
         ("post", "/v1/usage"): usage,
         ("get", "/v1/auditLogs"): data.audit_logs,
+        ("post", "/v1/credits/listGrants"): data.credit_grants,
+        ("post", "/v1/credits/listEntries"): list(data.credit_ledgers.values()),
+        ("post", "/v1/customer-alerts/list"): [
+            alert for c in customers for alert in data.customer_alerts(c)
+        ],
+        ("post", "/v1/getCustomerBillingProviderConfigurations"): [
+            item for c in customers for item in data.billing_provider_configurations(c)
+        ],
         ("get", "/v1/customers/{customer_id}/costs"): [
             item
             for customer_id in customers[:40]

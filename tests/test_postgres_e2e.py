@@ -26,6 +26,7 @@ from tests.fake_metronome import (
 )
 from tests.stream_classes import key_list
 from tests.test_account_streams import expected_usage
+from tests.test_credits_and_alerts import expected_ledger
 from tests.test_flattening import with_keyword_keys
 from tests.test_meltano_e2e import END, START, expected_cost_rows, meltano_env
 
@@ -45,6 +46,10 @@ KEYS = {
         "balance_snapshots",
         "usage",
         "audit_logs",
+        "credit_grants",
+        "credit_ledger_entries",
+        "customer_alerts",
+        "billing_provider_configurations",
     )
 }
 #: The streams of issue 12, per customer (checked in the first test only).
@@ -58,6 +63,32 @@ BILLING = (
 )
 #: The account-wide incremental streams of issue 13 (first test only).
 ACCOUNT = ("usage", "audit_logs")
+#: The credit and per-customer streams of issue 25, items 6 and 7 (first test only).
+CREDITS_AND_ALERTS = (
+    "credit_grants",
+    "credit_ledger_entries",
+    "customer_alerts",
+    "billing_provider_configurations",
+)
+
+
+def credits_and_alerts_counts(data: FakeData) -> dict[str, int]:
+    """Rows of the issue 25 streams: ledger entries effective in [START, END)."""
+    customers = data.all_customer_ids()
+    start = datetime(START.year, START.month, START.day, tzinfo=UTC)
+    end = datetime(END.year, END.month, END.day, tzinfo=UTC)
+    return {
+        "credit_grants": len(data.credit_grants),
+        "credit_ledger_entries": sum(
+            1
+            for row in expected_ledger(data, since=start)
+            if datetime.fromisoformat(row["effective_at"]) < end
+        ),
+        "customer_alerts": sum(len(data.customer_alerts(c)) for c in customers),
+        "billing_provider_configurations": sum(
+            len(data.billing_provider_configurations(c)) for c in customers
+        ),
+    }
 
 
 def usage_expected(data: FakeData) -> tuple[int, Decimal]:
@@ -189,7 +220,9 @@ def test_every_row_exactly_then_late_usage_and_a_removed_plan(
         **billing_counts(data),
         "usage": usage_expected(data)[0],
         "audit_logs": 30,
+        **credits_and_alerts_counts(data),
     }
+    assert all(credits_and_alerts_counts(data).values())
     assert sql(postgres, USAGE_TOTAL) == [usage_expected(data)]
     assert sql(postgres, "SELECT sum(total) FROM metronome.invoices")[0][0] == (
         invoices_total(data)
@@ -307,7 +340,9 @@ def test_flattened_schemas_and_api_additions_load_into_a_validating_target(
         TARGET_POSTGRES_VALIDATE_RECORDS="true",
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    old_four = [table for table in KEYS if table not in BILLING + ACCOUNT]
+    old_four = [
+        table for table in KEYS if table not in BILLING + ACCOUNT + CREDITS_AND_ALERTS
+    ]
     assert {table: live_rows(postgres, "flat", table) for table in old_four} == {
         "customers": 10,
         "plans": 2,

@@ -36,6 +36,7 @@ from tap_metronome.records import cost_rows
 from tap_metronome.streams import STREAM_TYPES
 from tap_metronome.streams.balances import BalanceFamilyStream
 from tap_metronome.streams.base import ListStream
+from tap_metronome.streams.credits import ledger_rows
 from tap_metronome.streams.invoices import CustomerInvoices, InvoiceLineItemsStream
 from tap_metronome.streams.partitions import PARENT_KEYS
 from tap_metronome.tap import TapMetronome
@@ -157,6 +158,8 @@ ITEM_KEYS = {t.name: item_keys(t) for t in STREAM_TYPES} | {
     # Ledger entries and snapshots are made of a commit or credit (its id).
     "balance_ledger_entries": ("id",),
     "balance_snapshots": ("id",),
+    # A ledger item is a customer with its ledgers (the tap makes a row per entry).
+    "credit_ledger_entries": ("customer_id", "ledgers"),
 }
 
 
@@ -182,6 +185,8 @@ def records_of(tap: TapMetronome, name: str, item: dict[str, Any]) -> list[dict]
     stream = tap.streams[name]
     if name == "customer_costs":
         return cost_rows(PARENT, item, where="Stream customer_costs")
+    if name == "credit_ledger_entries":
+        return list(ledger_rows(item, where="Stream credit_ledger_entries"))
     if name == "invoice_line_items":
         assert isinstance(stream, InvoiceLineItemsStream)
         stream.invoices_seen.clear()
@@ -379,6 +384,14 @@ def client_findings(name: str, schema: dict[str, Any]) -> list[str]:
             ("line_item_breakdown", "line_item_breakdown"),
         ):
             roots.append((("credit_types", "*", client), (ours,)))
+    if name == "credit_ledger_entries":  # an entry's row: its fields, lifted ids
+        roots = [
+            (("customer_id",), ("customer_id",)),
+            (("ledgers", "*", "credit_type", "id"), ("credit_type_id",)),
+            (("ledgers", "*", "credit_type", "name"), ("credit_type_name",)),
+            (("ledgers", "*", "entries", "*"), ()),
+            (("ledgers", "*", "pending_entries", "*"), ()),
+        ]
     findings = []
     for where, annotation in fields_of(model):
         for prefix, ours in roots:

@@ -8,7 +8,9 @@ rollovers, expirations, manual entries...). Three streams are made of it:
 - `balances`: each commit or credit as it came, without its ledger;
 - `balance_ledger_entries`: one row per ledger entry;
 - `balance_snapshots`: one narrow row per commit or credit per UTC day of the
-  run, so that past balances (a month end) survive the next run.
+  run, so that past balances (a month end) survive the next run. An archived
+  customer settled by the archived rule (`archived`) is not read again, so its
+  snapshots stop at its last read: that last row is its final balance.
 
 The SDK syncs them by name (ledger entries, snapshots, balances); whichever
 runs first reads each customer once and keeps the answer (`shared.Spill`) for

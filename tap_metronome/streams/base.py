@@ -149,6 +149,7 @@ class MetronomeStream(Stream):
             body=body,
             cursor_in=self.page_style.where,
             cursor=self.page_style.cursor,
+            cursor_optional=self.page_style.cursor_optional,
             endpoint=self.path,
             stop=self.services.stop,
             **paging,
@@ -467,6 +468,10 @@ class ListStream(MetronomeStream):
         """
         return item
 
+    def request_body(self) -> Mapping[str, Any] | None:
+        """The JSON body of every request: `body`, unless the stream adds to it."""
+        return self.body
+
     def record(
         self, item: dict[str, Any], parent_id: str | None = None
     ) -> dict[str, Any]:
@@ -480,7 +485,7 @@ class ListStream(MetronomeStream):
         """Every item, or every parent's items, in the order the API lists them."""
         if self.parent is None:
             rows = 0
-            for item in self.list_items(self.path, self.params, self.body):
+            for item in self.list_items(self.path, self.params, self.request_body()):
                 rows += 1
                 yield self.record(item)
             self.logger.info(
@@ -517,7 +522,7 @@ class ListStream(MetronomeStream):
     def items_of(self, parent_id: str) -> list[dict[str, Any]]:
         """All items of one parent, each carrying the parent's id (a worker thread)."""
         key = PARENT_KEYS[self.parent or ""]
-        path, body = self.path, self.body
+        path, body = self.path, self.request_body()
         if self.parent_in == "body":
             body = {**(body or {}), key: parent_id}
         else:

@@ -1,11 +1,15 @@
-"""Customers (the parent listing of per-customer streams) and their plans."""
+"""Customers (the parent listing of per-customer streams) and what each one has.
+
+Plans, alerts, and billing provider configurations: one listing per customer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from tap_metronome.streams.base import ListStream, ParentStream, item_id
+from tap_metronome.pagination import PageStyle
+from tap_metronome.streams.base import ListStream, ParentStream, item_id, nested
 
 
 class CustomersStream(ParentStream):
@@ -52,3 +56,56 @@ class CustomerPlansStream(ListStream):
     path = "/v1/customers/{customer_id}/plans"
     parent = "customers"
     primary_keys: ClassVar[list[str]] = ["customer_id", "id"]
+
+
+class CustomerAlertsStream(ListStream):
+    """Every customer's alerts (threshold notifications), whatever their status.
+
+    The API lists only enabled alerts unless `alert_statuses` says otherwise, so
+    every status is asked for (in the client's upper case). The item has no id
+    of its own: the alert's id is one level down, and one alert applies to many
+    customers, so the key is the customer and the alert.
+    """
+
+    name = "customer_alerts"
+    path = "/v1/customer-alerts/list"
+    description = (
+        "Enabled, disabled and archived alerts (every alert_statuses), each with "
+        "the customer's status."
+    )
+    method = "POST"
+    parent = "customers"
+    parent_in = "body"
+    body: ClassVar[dict[str, Any]] = {
+        "alert_statuses": ["ENABLED", "DISABLED", "ARCHIVED"]
+    }
+    page_style = PageStyle.CURSOR_PAGE_WITHOUT_LIMIT
+    primary_keys: ClassVar[list[str]] = ["customer_id", "alert_id"]
+    added_columns: ClassVar[dict[str, Any]] = {
+        "alert_id": {
+            "type": "string",
+            "description": "The alert's id, alert.id (added by the tap).",
+        }
+    }
+
+    def record_from_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The item with its alert's id lifted into `alert_id`."""
+        return {"alert_id": nested(item, "alert", "id"), **item}
+
+
+class BillingProviderConfigurationsStream(ListStream):
+    """Which billing provider (Stripe, a marketplace...) each customer bills through.
+
+    The endpoint has no paging (the spec and the client read one answer); the
+    item carries its customer and its own id.
+    """
+
+    name = "billing_provider_configurations"
+    path = "/v1/getCustomerBillingProviderConfigurations"
+    description = "Archived configurations included (include_archived true)."
+    method = "POST"
+    parent = "customers"
+    parent_in = "body"
+    body: ClassVar[dict[str, Any]] = {"include_archived": True}
+    page_style = PageStyle.NO_PAGING
+    primary_keys: ClassVar[list[str]] = ["id"]
